@@ -1,0 +1,48 @@
+# Two commands for a new user: `make demo` and `make test`. Everything installs into .venv.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Tests and demo see 8 fake CPU devices, like a TPU host.
+export XLA_FLAGS ?= --xla_force_host_platform_device_count=8
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+# Debian packages: ffmpeg (musdb/stempeg read audio through it), fluidsynth + a GM soundfont (ChoraleMix).
+APT_PACKAGES := ffmpeg fluidsynth fluid-soundfont-gm
+DATA ?= data
+DEMO_WORKDIR ?= runs/demo
+
+.PHONY: install sysdeps test test-fast demo bench clean
+
+sysdeps:
+	@missing=""; \
+	command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
+	command -v fluidsynth >/dev/null || missing="$$missing fluidsynth"; \
+	[ -e /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || missing="$$missing fluid-soundfont-gm"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/.installed: setup.py
+	$(MAKE) sysdeps
+	[ -x $(PY) ] || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(PY) -m pytest -q tests
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow" tests
+
+demo: install
+	bash scripts/demo.sh "$(PY)" "$(DATA)" "$(DEMO_WORKDIR)"
+
+bench: install
+	bash benchmarks/run_all.sh "$(PY)"
+
+clean:
+	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,121 @@
+"""The paper's setting: MUSDB18 at 44.1 kHz stereo, 4 sources, Adam 1e-4, selective + complement L1 + STFT losses.
+
+  python -m srcvq_jax.train --config=configs/base.py --workdir=/ckpt/run1 \
+      --config.data.data_dir=/data/tfds
+
+Expected: a TPU/GPU run (the paper trains for days); on a 2-core CPU one step takes ~0.3 s (see docs/results.md).
+Every other config imports this one and overrides a few fields.
+"""
+import ml_collections
+
+SOURCES = ('vocals', 'bass', 'drums', 'other')
+
+
+def get_config():
+  config = ml_collections.ConfigDict()
+  # Shared values are FieldReferences so one override reaches every user of the value.
+  sample_rate = ml_collections.FieldReference(44100)
+
+  # --- Data --------------------------------------------------------------------------------------------------------
+  config.data = data = ml_collections.ConfigDict()
+  # Where the batches come from: 'tfds' (TFRecords written by `python -m data_prep.build`) or 'synthetic' (NumPy,
+  # no TensorFlow needed; same element spec).
+  data.source = 'tfds'
+  # TFDS dataset name (data_prep builders: 'musdb18', 'chorale_mix') and its directory (--data_dir of the build).
+  data.dataset = 'musdb18'
+  data.data_dir = ''
+  # Split names of the TFDS dataset.
+  data.train_split = 'train'
+  data.eval_split = 'validation'
+  # Samples per second of the model's audio; the pipeline resamples when the dataset's rate differs (integer ratio).
+  data.sample_rate = sample_rate
+  # Audio channels (stereo).
+  data.channels = 2
+  # Source names, in slot order of the latent code.
+  data.sources = SOURCES
+  # Samples per training segment (must be a multiple of the model's total stride and of loss.hop): ~1.0 s.
+  data.segment_length = 172 * 256
+  # Global batch size (all devices of all hosts); must divide by the number of devices on the data axis.
+  data.batch_size = 4
+  # Paper's random remix: each source of an example comes from a different random track.
+  data.remix = True
+  # Probability that a source is present in the input mixture (at least one always is).
+  data.presence_prob = 0.75
+  # Probability that a present source is selected for the selective target (the rest is the complement).
+  data.select_prob = 0.5
+  # Random gain per source, uniform in [gain_min, gain_max] (linear), and random left/right swap.
+  data.gain_min = 0.25
+  data.gain_max = 1.25
+  data.channel_swap = True
+  # tf.data shuffle buffer (examples) and seed of all data randomness.
+  data.shuffle_buffer = 1024
+  data.seed = 0
+
+  # --- Model -------------------------------------------------------------------------------------------------------
+  config.model = model = ml_collections.ConfigDict()
+  # Class in srcvq_jax.models.
+  model.name = 'VQVAE'
+  # Encoder channels per strided block (the decoder mirrors them).
+  model.channels = (32, 64, 128, 256)
+  # Stride of each block (kernel = 2 x stride); total stride = product (256 -> 172 frames/s at 44.1 kHz).
+  model.strides = (4, 4, 4, 4)
+  # How the decoder sees the selected slots: 'concat' (decoder knows which slot is which source) or 'sum'
+  # (latent additivity, as in SD-Codec).
+  model.decoder_input = 'concat'
+  # Compute dtype of convolutions/matmuls ('float32' or 'bfloat16'); params stay float32.
+  model.dtype = 'float32'
+
+  # --- Quantizer ---------------------------------------------------------------------------------------------------
+  config.quantizer = q = ml_collections.ConfigDict()
+  # Codebooks per source (H), entries per codebook (K), and dimension of one entry (D).
+  q.num_codebooks = 2
+  q.codebook_size = 64
+  q.code_dim = 64
+  # One set of codebooks shared by all sources instead of one per source.
+  q.shared_codebooks = False
+  # Gumbel-softmax temperature: exponential decay from tau_start to tau_end over tau_anneal_steps steps.
+  q.tau_start = 1.0
+  q.tau_end = 0.5
+  q.tau_anneal_steps = 100_000
+  # Straight-through hard Gumbel (one-hot forward, soft gradient) instead of the paper's soft weighted sum.
+  q.hard = False
+
+  # --- Loss --------------------------------------------------------------------------------------------------------
+  config.loss = loss = ml_collections.ConfigDict()
+  # Weight of each term; an ablation sets a weight to 0.
+  loss.weights = ml_collections.ConfigDict(dict(
+      selective_l1=1.0, selective_stft=1.0, complement_l1=1.0, complement_stft=1.0))
+  # STFT of the spectral loss (Hann window), in samples.
+  loss.n_fft = 2048
+  loss.hop = 512
+
+  # --- Optimizer ---------------------------------------------------------------------------------------------------
+  config.optim = optim = ml_collections.ConfigDict()
+  # Adam learning rate (constant after warmup), betas; global-norm gradient clipping (0 = off).
+  optim.learning_rate = 1e-4
+  optim.warmup_steps = 0
+  optim.b1 = 0.9
+  optim.b2 = 0.999
+  optim.grad_clip_norm = 0.0
+
+  # --- Training loop -----------------------------------------------------------------------------------------------
+  config.train = train = ml_collections.ConfigDict()
+  # Optimizer steps in total (the run resumes up to this number).
+  train.num_steps = 300_000
+  # Steps between console/TensorBoard metric writes, checkpoints and evaluations.
+  train.log_every = 100
+  train.checkpoint_every = 2_000
+  train.eval_every = 2_000
+  # Checkpoints kept (latest N).
+  train.keep_checkpoints = 3
+  # Batches of the eval split per evaluation.
+  train.eval_batches = 8
+  # Seed of parameters and Gumbel noise.
+  train.seed = 0
+
+  # --- Mesh --------------------------------------------------------------------------------------------------------
+  config.mesh = mesh = ml_collections.ConfigDict()
+  # Devices on the data axis (-1 = all devices not used by other axes) and on the fsdp axis (params sharded).
+  mesh.data = -1
+  mesh.fsdp = 1
+  return config

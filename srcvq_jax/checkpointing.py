@@ -1,0 +1,57 @@
+"""Orbax checkpoints: every Orbax call of the project is in this module.
+
+Layout: WORKDIR/checkpoints/<step>/{state, config}. Saves are async (training goes on while the previous save is
+written; Orbax commits through a temporary directory, so a crash never leaves a half-written step behind),
+the latest `keep` steps are kept, and a run always resumes from the latest step. Nothing here ever deletes a
+workdir. Every process calls these functions (Orbax coordinates multi-host writes).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+CHECKPOINT_DIR = 'checkpoints'
+STATE = 'state'
+CONFIG = 'config'
+
+
+def create_manager(workdir: str, *, keep: int = 3, async_save: bool = True,
+                   read_only: bool = False) -> ocp.CheckpointManager:
+  """CheckpointManager over WORKDIR/checkpoints (created if missing, never wiped)."""
+  directory = os.path.abspath(os.path.join(workdir, CHECKPOINT_DIR))
+  options = ocp.CheckpointManagerOptions(
+      max_to_keep=keep,
+      enable_async_checkpointing=async_save,
+      create=not read_only,
+      read_only=read_only,
+  )
+  return ocp.CheckpointManager(directory, options=options, item_names=(STATE, CONFIG))
+
+
+def save(manager: ocp.CheckpointManager, step: int, state: Any, config_dict: dict, *, force: bool = False) -> bool:
+  """Starts an (async) save of `state` and the config (JSON) as step `step`."""
+  return manager.save(step, args=ocp.args.Composite(**{
+      STATE: ocp.args.StandardSave(state),
+      CONFIG: ocp.args.JsonSave(config_dict),
+  }), force=force)
+
+
+def abstract_like(state: Any) -> Any:
+  """ShapeDtypeStructs with the shardings of `state` (the restore target)."""
+  return jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, 'sharding', None)), state)
+
+
+def restore(manager: ocp.CheckpointManager, step: int, target: Any) -> Any:
+  """Restores the state of `step` with the shapes, dtypes and shardings of `target` (arrays or abstract)."""
+  restored = manager.restore(step, args=ocp.args.Composite(**{STATE: ocp.args.StandardRestore(
+      abstract_like(target))}))
+  return restored[STATE]
+
+
+def restore_config(manager: ocp.CheckpointManager, step: int) -> dict:
+  """The config (as a dict) saved with `step`."""
+  return manager.restore(step, args=ocp.args.Composite(**{CONFIG: ocp.args.JsonRestore()}))[CONFIG]

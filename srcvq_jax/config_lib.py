@@ -1,0 +1,85 @@
+"""Checks of an experiment config that fail fast, with one clear line, before anything is built."""
+from __future__ import annotations
+
+import math
+
+DTYPES = ('float32', 'bfloat16')
+DECODER_INPUTS = ('concat', 'sum')
+DATA_SOURCES = ('synthetic', 'tfds')
+
+
+class ConfigError(ValueError):
+  """A config value that cannot work; the message names the field."""
+
+
+def total_stride(config) -> int:
+  """Samples per latent frame: the product of the encoder's strides."""
+  return math.prod(config.model.strides)
+
+
+def validate(config, num_devices: int | None = None) -> None:
+  """Raises ConfigError naming the first bad field.
+
+  Args:
+    config: the experiment ConfigDict.
+    num_devices: devices on the batch axes of the mesh (data x fsdp); checked against the batch size when given.
+  """
+  data, model, q, loss, optim, train = (config.data, config.model, config.quantizer, config.loss, config.optim,
+                                        config.train)
+
+  def require(ok, message):
+    if not ok:
+      raise ConfigError(message)
+
+  require(data.source in DATA_SOURCES, f'data.source={data.source!r}: expected one of {DATA_SOURCES}')
+  require(data.source != 'tfds' or data.data_dir,
+          'data.data_dir is empty: pass --config.data.data_dir=DIR (the --data_dir of data_prep.build) or '
+          '--config.data.source=synthetic')
+  require(len(data.sources) >= 1 and len(set(data.sources)) == len(data.sources),
+          f'data.sources={tuple(data.sources)}: need at least one source and unique names')
+  require(data.sample_rate > 0, f'data.sample_rate={data.sample_rate} must be positive')
+  require(data.channels >= 1, f'data.channels={data.channels} must be >= 1')
+  require(data.batch_size >= 1, f'data.batch_size={data.batch_size} must be >= 1')
+  if num_devices is not None:
+    require(data.batch_size % num_devices == 0,
+            f'data.batch_size={data.batch_size} is not divisible by the {num_devices} devices of the mesh')
+  require(0 < data.presence_prob <= 1, f'data.presence_prob={data.presence_prob} must be in (0, 1]')
+  require(0 <= data.select_prob <= 1, f'data.select_prob={data.select_prob} must be in [0, 1]')
+  require(0 <= data.gain_min <= data.gain_max, f'need 0 <= data.gain_min <= data.gain_max, got '
+          f'{data.gain_min}, {data.gain_max}')
+
+  require(len(model.channels) == len(model.strides) >= 1,
+          f'model.channels={tuple(model.channels)} and model.strides={tuple(model.strides)} need equal, '
+          'non-zero lengths')
+  require(all(s >= 1 for s in model.strides), f'model.strides={tuple(model.strides)} must be >= 1')
+  require(all(c >= 1 for c in model.channels), f'model.channels={tuple(model.channels)} must be >= 1')
+  stride = total_stride(config)
+  require(data.segment_length % stride == 0,
+          f'data.segment_length={data.segment_length} is not a multiple of the total stride {stride} '
+          f'(product of model.strides={tuple(model.strides)})')
+  require(model.dtype in DTYPES, f'model.dtype={model.dtype!r}: expected one of {DTYPES}')
+  require(model.decoder_input in DECODER_INPUTS,
+          f'model.decoder_input={model.decoder_input!r}: expected one of {DECODER_INPUTS}')
+
+  require(q.num_codebooks >= 1, f'quantizer.num_codebooks={q.num_codebooks} must be >= 1')
+  require(q.codebook_size >= 2, f'quantizer.codebook_size={q.codebook_size} must be >= 2')
+  require(q.code_dim >= 1, f'quantizer.code_dim={q.code_dim} must be >= 1')
+  require(0 < q.tau_end <= q.tau_start,
+          f'need 0 < quantizer.tau_end <= quantizer.tau_start, got {q.tau_end}, {q.tau_start}')
+  require(q.tau_anneal_steps >= 1, f'quantizer.tau_anneal_steps={q.tau_anneal_steps} must be >= 1')
+
+  for name, weight in loss.weights.items():
+    require(weight >= 0, f'loss.weights.{name}={weight} must be >= 0')
+  require(any(w > 0 for w in loss.weights.values()), 'loss.weights: every weight is 0, nothing to train')
+  require(0 < loss.hop <= loss.n_fft, f'need 0 < loss.hop <= loss.n_fft, got {loss.hop}, {loss.n_fft}')
+  require(loss.n_fft <= data.segment_length,
+          f'loss.n_fft={loss.n_fft} is longer than data.segment_length={data.segment_length}')
+
+  require(optim.learning_rate > 0, f'optim.learning_rate={optim.learning_rate} must be positive')
+  require(optim.warmup_steps >= 0, f'optim.warmup_steps={optim.warmup_steps} must be >= 0')
+  require(optim.grad_clip_norm >= 0, f'optim.grad_clip_norm={optim.grad_clip_norm} must be >= 0')
+  require(train.num_steps >= 0, f'train.num_steps={train.num_steps} must be >= 0')
+  for name in ('log_every', 'checkpoint_every', 'eval_every', 'keep_checkpoints'):
+    require(train[name] >= 1, f'train.{name}={train[name]} must be >= 1')
+  require(config.mesh.data == -1 or config.mesh.data >= 1, f'mesh.data={config.mesh.data}: -1 or >= 1')
+  require(config.mesh.fsdp >= 1, f'mesh.fsdp={config.mesh.fsdp} must be >= 1')

@@ -1,0 +1,89 @@
+"""1-D convolution layers written as matmuls, which XLA:CPU runs ~4x faster than strided convolutions.
+
+Shapes: B batch, T samples/frames, C channels. Both layers use kernel = 2 x stride, the Demucs choice, with the
+padding that maps T samples to exactly T / stride frames and back, so encoder and decoder mirror each other.
+The matmul forms equal `nn.Conv(kernel_size=2s, strides=s, padding=[(s // 2, s - s // 2)])` and its transpose
+(tests/models_test.py checks both against direct convolutions).
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+def _lecun_normal(rngs: nnx.Rngs, fan_in: int, shape) -> jax.Array:
+  return jax.random.normal(rngs.params(), shape, jnp.float32) * (1.0 / fan_in) ** 0.5
+
+
+class Dense(nnx.Module):
+  """Per-frame linear map [..., Cin] -> [..., Cout] (a 1x1 convolution), computed in `dtype`."""
+
+  def __init__(self, in_features: int, out_features: int, *, dtype=jnp.float32, rngs: nnx.Rngs):
+    self.kernel = nnx.Param(_lecun_normal(rngs, in_features, (in_features, out_features)))
+    self.bias = nnx.Param(jnp.zeros((out_features,), jnp.float32))
+    self.dtype = dtype
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    y = jnp.dot(x.astype(self.dtype), self.kernel[...].astype(self.dtype), preferred_element_type=jnp.float32)
+    return y + self.bias[...]
+
+
+class StridedConv(nnx.Module):
+  """Conv1d with kernel 2s and stride s: [B, T, Cin] -> [B, T / s, Cout] (T a multiple of s).
+
+  Space-to-depth: the padded input is cut into blocks of s samples, one matmul maps every block to the two output
+  frames it touches (its half-kernel as "first half" of frame t and as "second half" of frame t - 1), and the two
+  halves are added. Same arithmetic as the convolution, no im2col copy.
+  """
+
+  def __init__(self, in_channels: int, out_channels: int, stride: int, *, dtype=jnp.float32, rngs: nnx.Rngs):
+    self.stride = stride
+    self.out_channels = out_channels
+    # Kernel layout [2s, Cin, Cout], the layout of a direct 1-D convolution's kernel (tests compare them).
+    self.kernel = nnx.Param(_lecun_normal(rngs, 2 * stride * in_channels, (2 * stride, in_channels, out_channels)))
+    self.bias = nnx.Param(jnp.zeros((out_channels,), jnp.float32))
+    self.dtype = dtype
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    batch, length, channels = x.shape
+    s, cout = self.stride, self.out_channels
+    x = jnp.pad(x, ((0, 0), (s // 2, s - s // 2), (0, 0)))
+    blocks = x.reshape(batch, length // s + 1, s * channels).astype(self.dtype)
+    # [2s, Cin, Cout] -> [s*Cin, 2*Cout]: column block 0 = taps 0..s-1, column block 1 = taps s..2s-1.
+    kernel = self.kernel[...].reshape(2, s * channels, cout).transpose(1, 0, 2).reshape(s * channels, 2 * cout)
+    y = jnp.dot(blocks, kernel.astype(self.dtype), preferred_element_type=jnp.float32)
+    return y[:, :-1, :cout] + y[:, 1:, cout:] + self.bias[...]
+
+
+class TransposedConv(nnx.Module):
+  """Transposed conv1d with kernel 2s and stride s: [B, T', Cin] -> [B, T' * s, Cout] (mirror of StridedConv).
+
+  One matmul gives every frame's 2s output samples; overlap-add puts the second half of frame t - 1 onto the
+  first half of frame t, then s // 2 samples are cropped at the start to undo the encoder's padding.
+  """
+
+  def __init__(self, in_channels: int, out_channels: int, stride: int, *, dtype=jnp.float32, rngs: nnx.Rngs):
+    self.stride = stride
+    self.out_channels = out_channels
+    # Kernel layout [2s, Cin, Cout]: tap j of frame t lands on output sample t*s + j - s//2.
+    self.kernel = nnx.Param(_lecun_normal(rngs, 2 * in_channels, (2 * stride, in_channels, out_channels)))
+    self.bias = nnx.Param(jnp.zeros((out_channels,), jnp.float32))
+    self.dtype = dtype
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    batch, frames, channels = x.shape
+    s, cout = self.stride, self.out_channels
+    kernel = self.kernel[...].transpose(1, 0, 2).reshape(channels, 2 * s * cout)
+    y = jnp.dot(x.astype(self.dtype), kernel.astype(self.dtype), preferred_element_type=jnp.float32)
+    y = y.reshape(batch, frames, 2, s * cout)
+    pad = ((0, 0), (0, 1), (0, 0))
+    blocks = jnp.pad(y[:, :, 0], pad) + jnp.pad(y[:, :, 1], ((0, 0), (1, 0), (0, 0)))  # [B, T'+1, s*Cout]
+    out = blocks.reshape(batch, (frames + 1) * s, cout)[:, s // 2:s // 2 + frames * s]
+    return out + self.bias[...]
+
+
+def glu(x: jax.Array) -> jax.Array:
+  """Gated linear unit over the last axis (Demucs' 1x1 conv + GLU)."""
+  a, b = jnp.split(x, 2, axis=-1)
+  return a * jax.nn.sigmoid(b)

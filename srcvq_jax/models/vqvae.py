@@ -1,0 +1,124 @@
+"""The source-aware VQ-VAE: waveform encoder -> per-source Gumbel quantizers -> decoder of selected slots.
+
+Glossary: B batch, T samples, C audio channels, T' = T / total stride latent frames, S sources, H codebooks per
+source, K entries per codebook, D entry dimension, M selections decoded per example (e.g. selective and
+complement). No U-Net skip connections: everything the decoder knows passes through the codes.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from srcvq_jax import quantizer as quantizer_lib
+from srcvq_jax.models import layers
+
+
+@dataclasses.dataclass
+class ModelOutput:
+  """audio: float32 [B, M, T, C], one decoded mixture per selection mask; quantized: the QuantizedResult."""
+  audio: jax.Array
+  quantized: quantizer_lib.QuantizedResult
+
+
+jax.tree_util.register_dataclass(ModelOutput, data_fields=['audio', 'quantized'], meta_fields=[])
+
+
+class Encoder(nnx.Module):
+  """Demucs-like blocks (strided conv k=2s -> GELU -> 1x1 conv -> GLU), then per-frame logits [B, T', S, H, K]."""
+
+  def __init__(self, in_channels: int, channels, strides, num_sources: int, num_codebooks: int,
+               codebook_size: int, *, dtype, rngs: nnx.Rngs):
+    self.convs = nnx.List()
+    self.mixes = nnx.List()
+    previous = in_channels
+    for width, stride in zip(channels, strides):
+      self.convs.append(layers.StridedConv(previous, width, stride, dtype=dtype, rngs=rngs))
+      self.mixes.append(layers.Dense(width, 2 * width, dtype=dtype, rngs=rngs))
+      previous = width
+    self.logit_shape = (num_sources, num_codebooks, codebook_size)
+    self.to_logits = layers.Dense(previous, num_sources * num_codebooks * codebook_size, dtype=dtype, rngs=rngs)
+
+  def __call__(self, audio: jax.Array) -> jax.Array:
+    x = audio
+    for conv, mix in zip(self.convs, self.mixes):
+      x = layers.glu(mix(jax.nn.gelu(conv(x))))
+    logits = self.to_logits(x)
+    return logits.reshape(*logits.shape[:2], *self.logit_shape)
+
+
+class Decoder(nnx.Module):
+  """Mirror of the encoder: slots -> 1x1 conv -> blocks (1x1 conv -> GLU -> transposed conv -> GELU) -> audio."""
+
+  def __init__(self, slot_features: int, out_channels: int, channels, strides, *, dtype, rngs: nnx.Rngs):
+    widths = list(channels)[::-1]
+    self.from_slots = layers.Dense(slot_features, widths[0], dtype=dtype, rngs=rngs)
+    self.mixes = nnx.List()
+    self.convs = nnx.List()
+    targets = widths[1:] + [out_channels]
+    for width, target, stride in zip(widths, targets, list(strides)[::-1]):
+      self.mixes.append(layers.Dense(width, 2 * width, dtype=dtype, rngs=rngs))
+      self.convs.append(layers.TransposedConv(width, target, stride, dtype=dtype, rngs=rngs))
+
+  def __call__(self, slots: jax.Array) -> jax.Array:
+    x = self.from_slots(slots)
+    last = len(self.convs) - 1
+    for i, (mix, conv) in enumerate(zip(self.mixes, self.convs)):
+      x = conv(layers.glu(mix(x)))
+      if i < last:  # the output layer is linear: audio is signed and unbounded
+        x = jax.nn.gelu(x)
+    return x
+
+
+class VQVAE(nnx.Module):
+  """Mixture -> codes [B, T', S, H] -> any selection of sources' mixture."""
+
+  def __init__(self, config, *, rngs: nnx.Rngs):
+    data, model, q = config.data, config.model, config.quantizer
+    dtype = jnp.dtype(model.dtype)
+    self.num_sources = len(data.sources)
+    self.shared_codebooks = bool(q.shared_codebooks)
+    self.hard = bool(q.hard)
+    self.decoder_input = model.decoder_input
+    self.encoder = Encoder(data.channels, model.channels, model.strides, self.num_sources, q.num_codebooks,
+                           q.codebook_size, dtype=dtype, rngs=rngs)
+    self.quantizers = quantizer_lib.make_bank(self.num_sources, q.num_codebooks, q.codebook_size, q.code_dim,
+                                              self.shared_codebooks, rngs=rngs)
+    slot_dim = q.num_codebooks * q.code_dim
+    slot_features = slot_dim * (self.num_sources if self.decoder_input == 'concat' else 1)
+    self.decoder = Decoder(slot_features, data.channels, model.channels, model.strides, dtype=dtype, rngs=rngs)
+
+  def encode(self, mixture: jax.Array, *, noise_key: jax.Array | None = None,
+             tau=1.0) -> quantizer_lib.QuantizedResult:
+    """[B, T, C] -> QuantizedResult (noise_key None: inference, argmax codes)."""
+    logits = self.encoder(mixture)
+    return quantizer_lib.quantize(self.quantizers, logits, noise_key, tau, hard=self.hard,
+                                  shared=self.shared_codebooks)
+
+  def decode(self, vectors: jax.Array, masks: jax.Array) -> jax.Array:
+    """Decodes each selection: vectors [B, T', S, H*D], masks [B, M, S] (1 = slot used) -> audio [B, M, T, C].
+
+    The M selections of an example run as one batched decoder call ([B*M, ...]).
+    """
+    batch, frames, num_sources, slot_dim = vectors.shape
+    num_masks = masks.shape[1]
+    selected = vectors[:, None] * masks[:, :, None, :, None].astype(vectors.dtype)  # [B, M, T', S, HD]
+    if self.decoder_input == 'concat':
+      slots = selected.reshape(batch * num_masks, frames, num_sources * slot_dim)
+    else:
+      slots = selected.sum(axis=3).reshape(batch * num_masks, frames, slot_dim)
+    audio = self.decoder(slots)
+    return audio.reshape(batch, num_masks, *audio.shape[1:])
+
+  def decode_codes(self, codes: jax.Array, masks: jax.Array) -> jax.Array:
+    """Decodes integer codes [B, T', S, H] (e.g. edited or generated) under masks [B, M, S]."""
+    vectors = quantizer_lib.lookup(self.quantizers, codes, shared=self.shared_codebooks)
+    return self.decode(vectors, masks)
+
+  def __call__(self, mixture: jax.Array, masks: jax.Array, *, noise_key: jax.Array | None = None,
+               tau=1.0) -> ModelOutput:
+    """Encodes the mixture once and decodes every selection: [B, T, C], [B, M, S] -> ModelOutput."""
+    quantized = self.encode(mixture, noise_key=noise_key, tau=tau)
+    return ModelOutput(audio=self.decode(quantized.vectors, masks), quantized=quantized)

@@ -1,0 +1,20 @@
+"""Test setup: 8 fake CPU devices (like one TPU host), set before anything imports jax."""
+import os
+import sys
+
+os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
+                           ' --xla_force_host_platform_device_count=8').strip()
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+# `from configs import ci` resolves from the repo root.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def ci_config():
+  from configs import ci  # pylint: disable=g-import-not-at-top
+  config = ci.get_config()
+  config.data.source = 'synthetic'
+  return config

@@ -1,0 +1,91 @@
+"""Model stages: shapes/dtypes, conv-as-matmul layers equal direct convolutions, selection semantics."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from srcvq_jax import input_pipeline
+from srcvq_jax import models
+from srcvq_jax.models import layers
+
+
+@pytest.mark.parametrize('stride,cin,cout,length', [(4, 2, 8, 64), (3, 5, 4, 27), (2, 1, 3, 10)])
+def test_strided_conv_equals_direct_convolution(stride, cin, cout, length):
+  conv = layers.StridedConv(cin, cout, stride, rngs=nnx.Rngs(0))
+  conv.bias[...] = jax.random.normal(jax.random.key(1), (cout,))
+  x = jax.random.normal(jax.random.key(2), (2, length, cin))
+  reference = jax.lax.conv_general_dilated(
+      x, conv.kernel[...], window_strides=(stride,), padding=[(stride // 2, stride - stride // 2)],
+      dimension_numbers=('NWC', 'WIO', 'NWC')) + conv.bias[...]
+  np.testing.assert_allclose(conv(x), reference, rtol=1e-5, atol=1e-5)
+  assert conv(x).shape == (2, length // stride, cout)
+
+
+@pytest.mark.parametrize('stride,cin,cout,frames', [(4, 8, 2, 16), (3, 4, 5, 9), (2, 3, 1, 5)])
+def test_transposed_conv_is_the_adjoint_of_strided_conv(stride, cin, cout, frames):
+  """TransposedConv with kernel W is the transpose of the linear map StridedConv(cout -> cin) with W^T."""
+  tconv = layers.TransposedConv(cin, cout, stride, rngs=nnx.Rngs(0))
+  conv = layers.StridedConv(cout, cin, stride, rngs=nnx.Rngs(1))
+  conv.kernel[...] = tconv.kernel[...].transpose(0, 2, 1)
+  x = jax.random.normal(jax.random.key(2), (2, frames, cin))
+  _, vjp = jax.vjp(lambda audio: conv(audio) - conv.bias[...], jnp.zeros((2, frames * stride, cout)))
+  np.testing.assert_allclose(tconv(x) - tconv.bias[...], vjp(x)[0], rtol=1e-5, atol=1e-5)
+
+
+def test_shapes_and_dtypes(ci_config):
+  model = models.VQVAE(ci_config, rngs=nnx.Rngs(0))
+  batch = next(input_pipeline.synthetic_batches(ci_config, 2, seed=0))
+  num_sources = len(ci_config.data.sources)
+  masks = jnp.stack([batch['select'], input_pipeline.complement(batch['presence'], batch['select'])], axis=1)
+  out = model(batch['mixture'], masks, noise_key=jax.random.key(0), tau=1.0)
+  frames = ci_config.data.segment_length // int(np.prod(ci_config.model.strides))
+  q = ci_config.quantizer
+  assert out.audio.shape == (2, 2, ci_config.data.segment_length, ci_config.data.channels)
+  assert out.audio.dtype == jnp.float32
+  assert out.quantized.codes.shape == (2, frames, num_sources, q.num_codebooks)
+  assert out.quantized.codes.dtype == jnp.int32
+  assert out.quantized.vectors.shape == (2, frames, num_sources, q.num_codebooks * q.code_dim)
+  assert out.quantized.perplexity.shape == (num_sources, q.num_codebooks)
+  codes = np.asarray(out.quantized.codes)
+  assert codes.min() >= 0 and codes.max() < q.codebook_size
+  logits = model.encoder(batch['mixture'])
+  assert logits.shape == (2, frames, num_sources, q.num_codebooks, q.codebook_size)
+
+
+def test_masked_out_source_codes_do_not_affect_selective_output(ci_config):
+  model = models.VQVAE(ci_config, rngs=nnx.Rngs(0))
+  batch = next(input_pipeline.synthetic_batches(ci_config, 2, seed=1))
+  codes = model.encode(batch['mixture']).codes
+  masks = jnp.array([[[1., 0., 1., 0.]]] * 2)  # bass and other unselected
+  edited = codes.at[:, :, 1].set((codes[:, :, 1] + 3) % ci_config.quantizer.codebook_size)
+  edited = edited.at[:, :, 3].set(0)
+  np.testing.assert_array_equal(model.decode_codes(codes, masks), model.decode_codes(edited, masks))
+  # ...while a selected source's codes do.
+  changed = codes.at[:, :, 0].set((codes[:, :, 0] + 1) % ci_config.quantizer.codebook_size)
+  assert not np.allclose(model.decode_codes(codes, masks), model.decode_codes(changed, masks))
+
+
+def test_decode_codes_equals_inference_path(ci_config):
+  model = models.VQVAE(ci_config, rngs=nnx.Rngs(0))
+  batch = next(input_pipeline.synthetic_batches(ci_config, 2, seed=2))
+  masks = jnp.ones((2, 1, len(ci_config.data.sources)))
+  out = model(batch['mixture'], masks)  # no noise key: inference
+  np.testing.assert_allclose(model.decode_codes(out.quantized.codes, masks), out.audio, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('decoder_input', ['concat', 'sum'])
+def test_decoder_input_modes(ci_config, decoder_input):
+  ci_config.model.decoder_input = decoder_input
+  model = models.VQVAE(ci_config, rngs=nnx.Rngs(0))
+  out = model(jnp.zeros((1, ci_config.data.segment_length, 2)), jnp.ones((1, 1, 4)))
+  assert out.audio.shape == (1, 1, ci_config.data.segment_length, 2)
+
+
+def test_bfloat16_compute_keeps_float32_params(ci_config):
+  ci_config.model.dtype = 'bfloat16'
+  model = models.VQVAE(ci_config, rngs=nnx.Rngs(0))
+  params = nnx.state(model, nnx.Param)
+  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(params))
+  out = model(jnp.ones((1, ci_config.data.segment_length, 2)) * 0.1, jnp.ones((1, 1, 4)))
+  assert out.audio.dtype == jnp.float32 and np.isfinite(np.asarray(out.audio)).all()

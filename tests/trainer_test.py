@@ -1,0 +1,144 @@
+"""The jitted step on 1 vs 8 devices, learning on a fixed batch, end-to-end training, resume, config errors."""
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from srcvq_jax import checkpointing
+from srcvq_jax import config_lib
+from srcvq_jax import input_pipeline
+from srcvq_jax import sharding
+from srcvq_jax import trainer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _setup(config, devices):
+  mesh = sharding.create_mesh(config.mesh, devices=devices)
+  tx = trainer.create_optimizer(config)
+  with jax.set_mesh(mesh):
+    graphdef, state = trainer.create_train_state(config, mesh, tx)
+  step = trainer.jit_train_step(config, graphdef, tx, mesh, jax.tree.map(lambda x: x.sharding, state))
+  return mesh, state, step
+
+
+def test_step_on_8_devices_equals_1_device(ci_config):
+  assert jax.device_count() == 8
+  batch = next(input_pipeline.synthetic_batches(ci_config, ci_config.data.batch_size, seed=0))
+  results = []
+  for devices in (jax.devices()[:1], jax.devices()):
+    mesh, state, step = _setup(ci_config, devices)
+    with jax.set_mesh(mesh):
+      for _ in range(2):
+        state, metrics = step(state, sharding.to_global(batch, mesh), jax.random.key(0))
+    results.append((jax.device_get(metrics), jax.device_get(state['params'])))
+  (metrics_1, params_1), (metrics_8, params_8) = results
+  np.testing.assert_allclose(metrics_1['train/loss'], metrics_8['train/loss'], rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), params_1, params_8)
+
+
+def test_fsdp_mesh_gives_the_same_step(ci_config):
+  batch = next(input_pipeline.synthetic_batches(ci_config, ci_config.data.batch_size, seed=0))
+  losses = []
+  for fsdp in (1, 2):
+    ci_config.mesh.fsdp = fsdp
+    mesh, state, step = _setup(ci_config, jax.devices())
+    with jax.set_mesh(mesh):
+      state, metrics = step(state, sharding.to_global(batch, mesh), jax.random.key(0))
+    losses.append(float(metrics['train/loss']))
+  assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+
+
+def test_training_on_a_fixed_batch_lowers_the_loss(ci_config):
+  batch = next(input_pipeline.synthetic_batches(ci_config, ci_config.data.batch_size, seed=0))
+  mesh, state, step = _setup(ci_config, jax.devices())
+  losses = []
+  with jax.set_mesh(mesh):
+    global_batch = sharding.to_global(batch, mesh)
+    for _ in range(40):
+      state, metrics = step(state, global_batch, jax.random.key(0))
+      losses.append(float(metrics['train/loss']))
+  assert np.isfinite(losses).all()
+  assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:3]), losses
+
+
+def test_train_and_evaluate_writes_metrics_and_checkpoints_and_resumes(ci_config, tmp_path):
+  workdir = str(tmp_path / 'run')
+  ci_config.train.num_steps = 10
+  ci_config.train.checkpoint_every = 5
+  ci_config.train.log_every = 5
+  ci_config.train.eval_every = 5
+  first = trainer.train_and_evaluate(ci_config, workdir)
+  assert int(first['step']) == 10
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['10', '5']
+  assert os.path.exists(os.path.join(workdir, 'config.json'))
+  assert os.listdir(os.path.join(workdir, 'tensorboard'))
+
+  # The saved step-10 parameters equal the in-memory ones exactly.
+  manager = checkpointing.create_manager(workdir, read_only=True)
+  saved = checkpointing.restore(manager, 10, first)
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(first), jax.device_get(saved))
+  assert checkpointing.restore_config(manager, 10)['train']['num_steps'] == 10
+  manager.close()
+
+  # Same command with more steps: continues at step 11, never redoes steps 1..10.
+  ci_config.train.num_steps = 15
+  second = trainer.train_and_evaluate(ci_config, workdir)
+  assert int(second['step']) == 15
+  with open(os.path.join(workdir, 'metrics.jsonl'), encoding='utf-8') as f:
+    steps = [json.loads(line)['step'] for line in f]
+  assert steps == [5, 10, 15]
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['10', '15', '5']
+
+
+def test_non_finite_loss_stops_with_a_clear_error(ci_config, tmp_path):
+  ci_config.optim.learning_rate = 1e30
+  ci_config.train.num_steps = 10
+  ci_config.train.log_every = 2
+  with pytest.raises(FloatingPointError, match='non-finite'):
+    trainer.train_and_evaluate(ci_config, str(tmp_path / 'nan'))
+
+
+@pytest.mark.parametrize('field,value,message', [
+    ('data.batch_size', 12, 'not divisible by the 8 devices'),
+    ('data.segment_length', 4001, 'not a multiple of the total stride'),
+    ('loss.weights.selective_l1', -1.0, 'must be >= 0'),
+    ('quantizer.tau_end', 2.0, 'tau_end'),
+    ('model.decoder_input', 'product', 'decoder_input'),
+])
+def test_validate_rejects_bad_values(ci_config, field, value, message):
+  section, *rest = field.split('.')
+  node = ci_config[section]
+  for key in rest[:-1]:
+    node = node[key]
+  node[rest[-1]] = value
+  with pytest.raises(config_lib.ConfigError, match=message):
+    config_lib.validate(ci_config, num_devices=8)
+
+
+def test_all_configs_validate():
+  from configs import ablation_no_complement, ablation_no_stft, base, ci, small  # pylint: disable=g-import-not-at-top
+  for module in (base, small, ci, ablation_no_stft, ablation_no_complement):
+    config = module.get_config()
+    config.data.data_dir = 'unused'
+    config_lib.validate(config, num_devices=1)
+
+
+@pytest.mark.parametrize('override,message', [
+    ('--config.data.bogus=3', 'invalid config override --config.data.bogus=3'),
+    ('--config.data.batch_size=abc', 'batch_size=abc'),
+    ('--config.model.strides=(3,4)', 'bad config: data.segment_length=4096 is not a multiple'),
+])
+def test_cli_reports_bad_config_in_one_line(tmp_path, override, message):
+  proc = subprocess.run(
+      [sys.executable, '-m', 'srcvq_jax.train', '--config=configs/ci.py', f'--workdir={tmp_path}',
+       '--config.data.source=synthetic', override], cwd=REPO, capture_output=True, text=True, timeout=300,
+      env={**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=8'})
+  assert proc.returncode == 2
+  errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
+  assert len(errors) == 1 and message in errors[0], proc.stderr[-2000:]
+  assert 'Traceback' not in proc.stderr
