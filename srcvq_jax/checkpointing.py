@@ -7,6 +7,7 @@ workdir. Every process calls these functions (Orbax coordinates multi-host write
 """
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -55,3 +56,36 @@ def restore(manager: ocp.CheckpointManager, step: int, target: Any) -> Any:
 def restore_config(manager: ocp.CheckpointManager, step: int) -> dict:
   """The config (as a dict) saved with `step`."""
   return manager.restore(step, args=ocp.args.Composite(**{CONFIG: ocp.args.JsonRestore()}))[CONFIG]
+
+
+# --- Inference export: params + config, no optimizer state --------------------------------------------------------
+
+EXPORT_PARAMS = 'params'
+EXPORT_CONFIG = 'config.json'
+
+
+def save_export(export_dir: str, params: Any, config_dict: dict) -> None:
+  """Writes an inference-only checkpoint: EXPORT_DIR/params (Orbax) and EXPORT_DIR/config.json (synchronous)."""
+  export_dir = os.path.abspath(export_dir)
+  os.makedirs(export_dir, exist_ok=True)
+  with ocp.StandardCheckpointer() as checkpointer:
+    checkpointer.save(os.path.join(export_dir, EXPORT_PARAMS), params, force=True)
+    checkpointer.wait_until_finished()
+  if jax.process_index() == 0:
+    with open(os.path.join(export_dir, EXPORT_CONFIG), 'w', encoding='utf-8') as f:
+      json.dump(config_dict, f, indent=2)
+
+
+def is_export(path: str) -> bool:
+  return os.path.isfile(os.path.join(path, EXPORT_CONFIG)) and os.path.isdir(os.path.join(path, EXPORT_PARAMS))
+
+
+def load_export_config(export_dir: str) -> dict:
+  with open(os.path.join(export_dir, EXPORT_CONFIG), encoding='utf-8') as f:
+    return json.load(f)
+
+
+def restore_export_params(export_dir: str, target: Any) -> Any:
+  """Params of an export with the shapes/dtypes/shardings of `target` (arrays or abstract)."""
+  with ocp.StandardCheckpointer() as checkpointer:
+    return checkpointer.restore(os.path.join(os.path.abspath(export_dir), EXPORT_PARAMS), abstract_like(target))
