@@ -23,6 +23,8 @@ DATA = [
     'stempeg==0.2.6',
     'music21==10.5.1',
     'pyfluidsynth==1.4.0',
+    # tensorflow-datasets 4.9.10 imports it on Python 3.11 without declaring it (tensorflow/datasets#11212).
+    'importlib_resources==6.5.2',
 ]
 EVAL = [
     'museval==0.4.1',
@@ -30,7 +32,9 @@ EVAL = [
     'matplotlib==3.11.2',
     'librosa==0.11.0',
 ]
-DEV = ['pytest==9.2.0']
+# The notebook test executes notebooks/colab_tpu.ipynb in CI.
+NOTEBOOK = ['nbclient==0.11.0', 'nbformat==5.11.1', 'ipykernel==7.4.0']
+DEV = ['pytest==9.2.0'] + NOTEBOOK
 
 setuptools.setup(
     name='srcvq_jax',

@@ -47,6 +47,9 @@ def get_config():
   data.gain_min = 0.25
   data.gain_max = 1.25
   data.channel_swap = True
+  # Random crops taken from each stored chunk read (0 = as many as the chunk holds): reading a 10 s TFRecord for
+  # one 1 s crop would make the pipeline I/O-bound.
+  data.crops_per_chunk = 0
   # tf.data shuffle buffer (examples) and seed of all data randomness.
   data.shuffle_buffer = 1024
   data.seed = 0

@@ -19,10 +19,15 @@ STATE = 'state'
 CONFIG = 'config'
 
 
+def _absolute(path: str) -> str:
+  """Absolute local path (Orbax wants one); URLs such as gs://bucket/run go to Orbax as they are."""
+  return path if '://' in path else os.path.abspath(path)
+
+
 def create_manager(workdir: str, *, keep: int = 3, async_save: bool = True,
                    read_only: bool = False) -> ocp.CheckpointManager:
   """CheckpointManager over WORKDIR/checkpoints (created if missing, never wiped)."""
-  directory = os.path.abspath(os.path.join(workdir, CHECKPOINT_DIR))
+  directory = _absolute(os.path.join(workdir, CHECKPOINT_DIR))
   options = ocp.CheckpointManagerOptions(
       max_to_keep=keep,
       enable_async_checkpointing=async_save,
@@ -66,7 +71,7 @@ EXPORT_CONFIG = 'config.json'
 
 def save_export(export_dir: str, params: Any, config_dict: dict) -> None:
   """Writes an inference-only checkpoint: EXPORT_DIR/params (Orbax) and EXPORT_DIR/config.json (synchronous)."""
-  export_dir = os.path.abspath(export_dir)
+  export_dir = _absolute(export_dir)
   os.makedirs(export_dir, exist_ok=True)
   with ocp.StandardCheckpointer() as checkpointer:
     checkpointer.save(os.path.join(export_dir, EXPORT_PARAMS), params, force=True)
@@ -88,4 +93,4 @@ def load_export_config(export_dir: str) -> dict:
 def restore_export_params(export_dir: str, target: Any) -> Any:
   """Params of an export with the shapes/dtypes/shardings of `target` (arrays or abstract)."""
   with ocp.StandardCheckpointer() as checkpointer:
-    return checkpointer.restore(os.path.join(os.path.abspath(export_dir), EXPORT_PARAMS), abstract_like(target))
+    return checkpointer.restore(os.path.join(_absolute(export_dir), EXPORT_PARAMS), abstract_like(target))

@@ -13,22 +13,30 @@ Two sources of batches:
   * 'tfds': TFRecords written by `python -m data_prep.build`; TensorFlow is imported lazily, only there.
 
 The 'tfds' batches (tf.data, deterministic for a seed):
-  * training split (split == config.data.train_split): the paper's random remix. S independently shuffled streams of
-    chunks (one per source, each decoding only its stem) are zipped, and an example is kept only when its sources
-    come from different tracks (min(S, tracks in the split) distinct names). Each source: a random crop of
-    segment_length (plus the resampling filter's margin) from its chunk, int16 -> float32 / 32768, anti-alias
+  * training split (split == config.data.train_split): the paper's random remix. Random crops of segment_length
+    (plus the resampling filter's margin) are cut from the chunks, all S stems at one offset (a "bundle"), and
+    shuffled; S consecutive bundles make S examples by a Latin square (example j takes source s from bundle
+    (j + s) mod S), so every example's sources come from S different random chunks and every crop read is used
+    once; an example is kept only when its sources come from different tracks (min(S, tracks in the split)
+    distinct names), and the examples are shuffled again. Each source: int16 -> float32 / 32768, anti-alias
     low-pass and decimation when the dataset's rate is an integer multiple of data.sample_rate, random gain in
-    [gain_min, gain_max], random left/right swap. Endless (files reshuffled every epoch). data.remix=False: all
-    sources from the same crop of one chunk.
+    [gain_min, gain_max], random left/right swap. Endless (files reshuffled every epoch). data.remix=False: the
+    bundles are the examples (all sources from the same crop of one chunk).
   * other splits (evaluation): the real mixtures of each chunk, cut into consecutive fixed crops, in file order,
     no gain or swap; only the masks are random, from the seed. Endless too (the same crops cycled), like the
     synthetic source, so a caller takes as many batches as it wants.
   * presence/select masks drawn as sample_masks draws them; mixture = sum of present sources.
+  Reading a TFRecord costs its whole chunk, so each chunk read yields several independent random crops
+  (data.crops_per_chunk if > 0, else chunk length // crop length), and the shuffle buffers hold
+  int16 crops, not chunks (data.shuffle_buffer bundles, then data.shuffle_buffer / S examples). If this process's
+  part of the split holds fewer tracks than the remix asks for (tiny dataset, many processes), the requirement
+  drops to what the part can give after 256 rejections in a row, instead of stalling.
 Whole tracks for evaluation come from `load_tracks` (the dataset's 'tracks' config).
 """
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from typing import Iterator, Sequence
 import zlib
@@ -190,21 +198,17 @@ def tfds_batches(config, split: str, *, local_batch: int, seed: int, process_ind
   num_sources = len(sources)
 
   if training:
-    crops_per_chunk = _crops_per_chunk(config, info, crop)
-    if data.remix:
-      # One stream per source, each shuffled with its own seeds and reading only its stem.
-      streams = [_training_stream(builder, split_spec, [name], crop, crops_per_chunk, options, data.shuffle_buffer,
-                                  file_seed=next(keys), crop_seed=next(keys), shuffle_seed=next(keys))
-                 for name in sources]
-      tracks_in_split = len(info.tracks.get(base_split, ())) or num_sources
-      distinct = min(num_sources, tracks_in_split)
-      ds = tf.data.Dataset.zip(tuple(streams)).map(
-          lambda *streams: (tf.concat([t for t, _ in streams], 0), tf.concat([a for _, a in streams], 0)))
+    # Shuffled "bundles": the S stems of one random crop of one chunk (track name [], audio int16 [S, crop, 2]).
+    ds = _training_bundles(builder, split_spec, sources, crop, _crops_per_chunk(config, info, crop), options,
+                           data.shuffle_buffer, file_seed=next(keys), crop_seed=next(keys), shuffle_seed=next(keys))
+    if data.remix and num_sources > 1:
       # The paper's remix: every source of an example from a different track (as many as the split has).
-      ds = ds.filter(lambda tracks, audio: tf.size(tf.unique(tracks).y) >= distinct)
-    else:
-      ds = _training_stream(builder, split_spec, sources, crop, crops_per_chunk, options, data.shuffle_buffer,
-                            file_seed=next(keys), crop_seed=next(keys), shuffle_seed=next(keys))
+      tracks_in_split = len(info.tracks.get(base_split, ())) or num_sources
+      ds = ds.batch(num_sources, drop_remainder=True).map(_latin_square).unbatch()
+      ds = _remix_filter(ds, min(num_sources, tracks_in_split))
+      # The S examples of one group hold the same S tracks (in other roles): spread them apart.
+      ds = ds.shuffle(max(num_sources, data.shuffle_buffer // num_sources), seed=next(keys),
+                      reshuffle_each_iteration=True)
     ds = ds.map(lambda tracks, audio: audio)
   else:
     ds = _eval_crops(builder, split_spec, sources, crop, options).repeat()
@@ -237,25 +241,28 @@ def load_tracks(config, split: str, *, process_index: int = 0,
     DataError: no 'tracks' build at data_dir, a source missing from it, or an unconvertible sample rate.
   """
   tf = _import_tf()
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-
   builder = _open_builder(config, TRACKS_CONFIG)
   info = _dataset_info(builder, config)
   if split.split('[', 1)[0] not in builder.info.splits:
     raise DataError(f'{builder.data_dir}: no split {split!r} (has {sorted(builder.info.splits)})')
   sources = list(config.data.sources)
   taps = lowpass_taps(info.ratio) if info.ratio > 1 else None
-  ds = builder.as_dataset(split=_process_split(split, process_index, process_count), shuffle_files=False,
-                          decoders=tfds.decode.PartialDecoding({name: True for name in sources + ['track']}))
-  for example in ds:
-    audio = tf.cast(tf.stack([example[name] for name in sources]), tf.float32) / 32768.0  # [S, T, 2]
-    if config.data.channels == 1:
-      audio = tf.reduce_mean(audio, axis=-1, keepdims=True)
-    if taps is not None:
-      # Centre the filter on each kept sample: pad half the filter on both sides.
-      half = (len(taps) - 1) // 2
-      audio = _decimate(tf.pad(audio, [[0, 0], [half, half], [0, 0]]), taps, info.ratio)
-    yield example['track'].numpy().decode('utf-8'), audio.numpy()
+  ds = _as_dataset(builder, _process_split(split, process_index, process_count), sources + ['track'],
+                   shuffle_files=False)
+  mono = config.data.channels == 1
+
+  def tracks():  # A generator of its own, so that the checks above fail at the call, not at the first next().
+    for example in ds:
+      audio = tf.cast(tf.stack([example[name] for name in sources]), tf.float32) / 32768.0  # [S, T, 2]
+      if mono:
+        audio = tf.reduce_mean(audio, axis=-1, keepdims=True)
+      if taps is not None:
+        # Centre the filter on each kept sample: pad half the filter on both sides.
+        half = (len(taps) - 1) // 2
+        audio = _decimate(tf.pad(audio, [[0, 0], [half, half], [0, 0]]), taps, info.ratio)
+      yield example['track'].numpy().decode('utf-8'), audio.numpy()
+
+  return tracks()
 
 
 def lowpass_taps(ratio: int, zero_crossings: int = 32, rolloff: float = 0.9, beta: float = 8.6) -> np.ndarray:
@@ -349,13 +356,40 @@ def _dataset_info(builder, config) -> _DatasetInfo:
 
 
 def _crops_per_chunk(config, info: _DatasetInfo, crop: int) -> int:
-  """Random crops taken per chunk read: data.crops_per_chunk if set, else as many as the chunk holds (>= 1)."""
-  requested = config.data.get('crops_per_chunk', None)
+  """Random crops taken per chunk read: data.crops_per_chunk if > 0, else as many as the chunk holds (>= 1)."""
+  requested = config.data.crops_per_chunk
   if requested:
     return int(requested)
   if not info.chunk_samples:
     return 1
   return max(1, info.chunk_samples // crop)
+
+
+class _DropMessages(logging.Filter):
+  """Drops log records containing any of the given texts."""
+
+  def __init__(self, *texts: str):
+    super().__init__()
+    self._texts = texts
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return not any(t in record.getMessage() for t in self._texts)
+
+
+def _as_dataset(builder, split, features: Sequence[str], **kwargs):
+  """builder.as_dataset decoding only `features` (the other stems stay unparsed)."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  # tfds 4.9.10's PartialDecoding reads its own deprecated FeatureConnector.dtype and warns once per call; that is
+  # tfds's business, not the user's, so that one message is dropped while the dataset is built.
+  quiet = _DropMessages('FeatureConnector.dtype` is deprecated')
+  logger = logging.getLogger('absl')
+  logger.addFilter(quiet)
+  try:
+    return builder.as_dataset(split=split, decoders=tfds.decode.PartialDecoding({f: True for f in features}),
+                              **kwargs)
+  finally:
+    logger.removeFilter(quiet)
 
 
 def _process_split(split: str, process_index: int, process_count: int) -> str:
@@ -367,37 +401,88 @@ def _process_split(split: str, process_index: int, process_count: int) -> str:
   return tfds.split_for_jax_process(split, process_index=process_index, process_count=process_count)
 
 
-def _training_stream(builder, split_spec, names, crop: int, crops_per_chunk: int, options, shuffle_buffer: int, *,
-                     file_seed: int, crop_seed: int, shuffle_seed: int):
-  """Endless, shuffled (track [1], random crop int16 [len(names), crop, 2]) of the given stems.
+def _training_bundles(builder, split_spec, names, crop: int, crops_per_chunk: int, options, shuffle_buffer: int, *,
+                      file_seed: int, crop_seed: int, shuffle_seed: int):
+  """Endless, shuffled (track [], random crop int16 [len(names), crop, 2]) of the given stems, one offset for all.
 
-  Each chunk read gives `crops_per_chunk` independent random crops: reading a record costs the whole chunk, so
-  using it once per crop would make the pipeline I/O-bound (one 10 s chunk per 1 s crop per source).
+  Each chunk read gives `crops_per_chunk` independent random crops: a TFRecord is read whole, so using a 10 s chunk
+  for one 1 s crop would make the pipeline I/O-bound. The buffer holds crops (not chunks) and separates the crops
+  of one chunk.
   """
   tf = _import_tf()
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
   read_config = tfds.ReadConfig(options=options, shuffle_seed=file_seed, shuffle_reshuffle_each_iteration=True)
-  # Decode only the stems this stream needs (the others stay unparsed).
-  ds = builder.as_dataset(split=split_spec, shuffle_files=True, read_config=read_config,
-                          decoders=tfds.decode.PartialDecoding({name: True for name in list(names) + ['track']}))
+  ds = _as_dataset(builder, split_spec, list(names) + ['track'], shuffle_files=True, read_config=read_config)
   ds = ds.repeat().enumerate()
 
   def random_crops(index, example):
-    audio = _pad_to(tf.stack([example[name] for name in names]), crop)  # [n, T, 2]
+    audio = _pad_to(tf.stack([example[name] for name in names]), crop)  # [S, T, 2]
     seed = tf.stack([tf.constant(crop_seed, tf.int64), index])
     starts = tf.random.stateless_uniform([crops_per_chunk], seed, minval=0, maxval=tf.shape(audio)[1] - crop + 1,
                                          dtype=tf.int32)
-    # [k, n, crop, 2]: gather a window of `crop` samples at each start.
+    # [k, S, crop, 2]: a window of `crop` samples at each start.
     windows = starts[:, None] + tf.range(crop)[None, :]
     audio = tf.transpose(tf.gather(audio, windows, axis=1), [1, 0, 2, 3])
     audio.set_shape([crops_per_chunk, len(names), crop, 2])
-    tracks = tf.fill([crops_per_chunk, 1], example['track'])
-    return tracks, audio
+    return tf.fill([crops_per_chunk], example['track']), audio
 
   ds = ds.map(random_crops, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
-  # Shuffled after cropping, so the buffer holds crops (not whole chunks) and separates crops of one chunk.
   return ds.shuffle(max(1, shuffle_buffer), seed=shuffle_seed, reshuffle_each_iteration=True)
+
+
+def _latin_square(tracks, audio):
+  """S shuffled bundles -> S remixed examples using every crop once: example j takes source s from bundle (j+s)%S.
+
+  Args:
+    tracks: string [S], the track of each bundle.
+    audio: int16 [S bundles, S sources, crop, C].
+
+  Returns:
+    (tracks [S examples, S sources], audio [S examples, S sources, crop, C]); every example holds all S bundles,
+    one source of each, so its sources come from S different chunks (distinct tracks unless two bundles share one).
+  """
+  tf = _import_tf()
+  num = audio.shape[0]
+  bundle = (tf.range(num)[:, None] + tf.range(num)[None, :]) % num  # [example, source] -> bundle
+  source = tf.broadcast_to(tf.range(num)[None, :], [num, num])
+  return tf.gather(tracks, bundle), tf.gather_nd(audio, tf.stack([bundle, source], axis=-1))
+
+
+def _remix_filter(ds, required: int, patience: int = 256):
+  """Keeps the zipped (tracks [S], audio) whose tracks are `required` distinct names (rejection sampling).
+
+  The split's track count (metadata) bounds `required`, but this process reads only its part of the split, which
+  can hold fewer tracks (a tiny dataset over many processes): after `patience` rejections in a row the requirement
+  drops to the most distinct tracks seen in that run, so the stream never stalls. With more tracks than sources a
+  run that long is practically impossible (4 of 5 equally long tracks: all distinct with probability 0.19 per draw;
+  0.81^256 ~ 1e-24), so the requirement only drops where it cannot be met.
+  """
+  tf = _import_tf()
+
+  def step(state, element):
+    wanted, rejects, best = state
+    tracks, audio = element
+    distinct = tf.size(tf.unique(tracks).y)
+    ok = distinct >= wanted
+    best = tf.maximum(best, distinct)
+    give_up = tf.logical_and(tf.logical_not(ok), rejects + 1 >= patience)
+    keep = tf.logical_or(ok, tf.logical_and(give_up, distinct >= best))
+    wanted = tf.where(give_up, best, wanted)
+    rejects = tf.where(keep | give_up, 0, rejects + 1)
+    best = tf.where(keep | give_up, 0, best)
+    return (wanted, rejects, best), (keep, tracks, audio)
+
+  def kept(keep, tracks, audio):
+    del tracks, audio
+    return keep
+
+  def drop_flag(keep, tracks, audio):
+    del keep
+    return tracks, audio
+
+  ds = ds.scan((tf.constant(required), tf.constant(0), tf.constant(0)), step)
+  return ds.filter(kept).map(drop_flag)
 
 
 def _eval_crops(builder, split_spec, names, crop: int, options):
@@ -405,8 +490,7 @@ def _eval_crops(builder, split_spec, names, crop: int, options):
   tf = _import_tf()
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
-  ds = builder.as_dataset(split=split_spec, shuffle_files=False, read_config=tfds.ReadConfig(options=options),
-                          decoders=tfds.decode.PartialDecoding({name: True for name in names}))
+  ds = _as_dataset(builder, split_spec, list(names), shuffle_files=False, read_config=tfds.ReadConfig(options=options))
 
   def cut(example):
     audio = _pad_to(tf.stack([example[name] for name in names]), crop)  # [S, T, 2]

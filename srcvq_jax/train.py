@@ -57,11 +57,13 @@ def main(argv):
     except ImportError:
       pass
   initialize_distributed()
-  from srcvq_jax import config_lib, trainer  # pylint: disable=g-import-not-at-top
+  from srcvq_jax import config_lib, input_pipeline, trainer  # pylint: disable=g-import-not-at-top
   try:
     trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  except (config_lib.ConfigError, cli.UserError) as e:
-    cli.fail(f'bad config: {e}' if isinstance(e, config_lib.ConfigError) else str(e))
+  except config_lib.ConfigError as e:
+    cli.fail(f'bad config: {e}')
+  except (cli.UserError, input_pipeline.DataError, FloatingPointError) as e:
+    cli.fail(str(e), code=1)
 
 
 if __name__ == '__main__':

@@ -1,0 +1,487 @@
+"""The paper's SDR table on whole tracks, with baselines, codebook health, bitrate and a t-SNE of the latents.
+
+  python -m srcvq_jax.evaluate --workdir=/ckpt/run1 [--split=test] [--data_dir=/data/tfds]
+  python -m srcvq_jax.evaluate --workdir=/ckpt/run1 --musdb_root=/data/musdb18hq [--max_tracks=5] [--max_seconds=30]
+      [--museval] [--noanalysis]
+
+--workdir is a training workdir (its latest checkpoint) or an export dir. Tracks come from the TFDS 'tracks' build
+(input_pipeline.load_tracks, at --data_dir or the config's data.data_dir) or, with --musdb_root, from a MUSDB18(-HQ)
+layout read by musdb.DB(root, is_wav=True) (ChoraleMix renders that layout). Every track is separated whole with
+the chunked inference of srcvq_jax.inference (argmax codes; slot i alone decodes source i).
+
+SDR (srcvq_jax.sdr, equal to museval's BSSEval v4 image SDR to ~1e-12 dB): 1 s windows, median over windows, then
+median over tracks, per source, and the average over sources, for these rows on the same tracks:
+  model      the separation.
+  oracle     each ground-truth stem encoded alone and decoded with only its own slot: the codec's ceiling.
+  mixture    the mixture as the estimate of every source.
+  silence    an all-zero estimate. museval returns NaN for it (its silent-window rule), so it is computed from the
+             definition: SDR(0) = 10 log10(sum s^2 / sum (0 - s)^2) = 0 dB in every window that museval scores
+             (no reference silent), NaN elsewhere; a trained model must beat it on every source (PERF_NOTES).
+  0.25 x mixture   a scaled mixture, the stronger trivial baseline.
+The reconstruction SDR of the mixture (all slots selected) is reported too.
+
+Sample rate: SDR is evaluated at the model's rate (config.data.sample_rate). Tracks at another rate are resampled
+to it first (scipy.signal.resample_poly; the TFDS build is decimated by load_tracks), references included, so the
+references are band-limited to the model's Nyquist frequency; at 44.1 kHz (configs/base.py) nothing changes.
+
+Writes OUT/results.json (every row per source + avg, per-track scores, bitrate, codebook health, cluster scores,
+timing and real-time factor), OUT/results.md (the table), OUT/tsne.png and, with --museval, OUT/museval/<track>.json
+(museval's own per-window scores of the model's estimates) plus its aggregate and the largest difference to the
+fast SDR. OUT defaults to WORKDIR/eval/<split>.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import sys
+import time
+from typing import Iterator
+
+import numpy as np
+from absl import app
+from absl import flags
+from absl import logging
+
+from srcvq_jax import cli
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  """The command line's flags; defined on demand, not at import, so library users can import this module next to
+  others that define --workdir."""
+  flags.DEFINE_string('workdir', None, 'Training workdir (latest checkpoint) or export dir.')
+  flags.DEFINE_string('split', 'test', "Split to evaluate: 'test', 'validation' or 'train'.")
+  flags.DEFINE_string('data_dir', None, "TFDS data dir of the tracks build (default: the config's).")
+  flags.DEFINE_string('musdb_root', None, 'Read tracks through musdb.DB(root) instead of TFDS (MUSDB18-HQ layout).')
+  flags.DEFINE_bool('is_wav', True, 'With --musdb_root: wav folders (MUSDB18-HQ, ChoraleMix); --nois_wav reads '
+                    'MUSDB18 .stem.mp4 (needs ffmpeg).')
+  flags.DEFINE_integer('max_tracks', None, 'Evaluate only the first N tracks.')
+  flags.DEFINE_float('max_seconds', None, 'Evaluate only the first S seconds of every track.')
+  flags.DEFINE_bool('museval', False, 'Also score the model with museval (slow: ~15 s per track on a CPU).')
+  flags.DEFINE_bool('analysis', True, 't-SNE plot and cluster scores of single-source latents.')
+  flags.DEFINE_string('out', None, 'Output folder (default: WORKDIR/eval/<split>).')
+  flags.DEFINE_integer('batch_size', None, 'Inference windows per model call.')
+
+
+ROWS = ('model', 'oracle', 'mixture', 'silence', 'mixture_x0.25')
+ROW_TITLES = {
+    'model': 'model (argmax codes)',
+    'oracle': 'oracle: stem alone in, own slot out (codec ceiling)',
+    'mixture': 'mixture as estimate',
+    'silence': 'silence (0 dB by definition)',
+    'mixture_x0.25': '0.25 x mixture',
+}
+_MUSDB_SPLITS = {'test': ('test', None), 'train': ('train', 'train'), 'validation': ('train', 'valid'),
+                 'valid': ('train', 'valid')}
+# ChoraleMix writes this musdb setup (its validation list) into its root; MUSDB18 roots use musdb's own.
+_MUSDB_SETUP = 'musdb_setup.yaml'
+
+
+# --- Tracks ------------------------------------------------------------------------------------------------------
+
+
+def musdb_tracks(root: str, split: str, sources, *, is_wav: bool = True, max_tracks: int | None = None,
+                 max_seconds: float | None = None) -> tuple[list, Iterator[tuple[str, np.ndarray, np.ndarray, int]]]:
+  """Tracks of a MUSDB18(-HQ)-layout folder.
+
+  Args:
+    root: the dataset root (train/ and test/ under it).
+    split: 'test', 'train' or 'validation' (musdb's train/valid split of the train subset).
+    sources: source names, in slot order.
+    is_wav: MUSDB18-HQ wav folders (True) or MUSDB18 .stem.mp4.
+    max_tracks: only the first N tracks.
+    max_seconds: only the first S seconds of every track.
+
+  Returns:
+    (track names, iterator of (name, stems float32 [S, T, C], mixture float32 [T, C], sample rate)).
+
+  Raises:
+    cli.UserError: no such folder, unknown split, no tracks, or a source missing from a track.
+  """
+  if not os.path.isdir(root):
+    raise cli.UserError(f'--musdb_root={root}: no such directory')
+  if split not in _MUSDB_SPLITS:
+    raise cli.UserError(f'--split={split}: expected one of {sorted(_MUSDB_SPLITS)} with --musdb_root')
+  subset, musdb_split = _MUSDB_SPLITS[split]
+  if not os.path.isdir(os.path.join(root, subset)):
+    raise cli.UserError(f'--musdb_root={root}: no {subset}/ folder (split {split!r})')
+  import musdb  # pylint: disable=g-import-not-at-top
+
+  setup = _MUSDB_SETUP if musdb_split and os.path.isfile(os.path.join(root, _MUSDB_SETUP)) else None
+  db = musdb.DB(root=root, is_wav=is_wav, subsets=subset, split=musdb_split, setup_file=setup)
+  tracks = list(db.tracks)[:max_tracks] if max_tracks else list(db.tracks)
+  if not tracks:
+    raise cli.UserError(f'--musdb_root={root}: no tracks in split {split!r}')
+
+  def iterate():
+    for track in tracks:
+      if max_seconds:
+        track.chunk_start, track.chunk_duration = 0.0, float(max_seconds)
+      missing = [s for s in sources if s not in track.targets]
+      if missing:
+        raise cli.UserError(f'{track.path}: no stem for source(s) {", ".join(missing)}')
+      stems = np.stack([track.targets[s].audio for s in sources]).astype(np.float32)
+      yield track.name, stems, np.asarray(track.audio, np.float32), int(track.rate)
+
+  return [t.name for t in tracks], iterate()
+
+
+def tfds_tracks(config, split: str, *, max_tracks: int | None = None, max_seconds: float | None = None):
+  """Tracks of the TFDS 'tracks' build (input_pipeline.load_tracks), already at the model's rate.
+
+  Returns:
+    (None: names unknown in advance, iterator of (name, stems [S, T, C], mixture [T, C], sample rate)).
+  """
+  from srcvq_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+
+  if not getattr(input_pipeline, 'load_tracks', None):
+    raise cli.UserError('this version of input_pipeline cannot read whole tracks; pass --musdb_root')
+  if not config.data.data_dir:
+    raise cli.UserError('no data: pass --data_dir=DIR (a TFDS build of data_prep.build) or --musdb_root=DIR '
+                        '(MUSDB18-HQ layout)')
+  rate = int(config.data.sample_rate)
+
+  def iterate():
+    try:
+      tracks = input_pipeline.load_tracks(config, split)
+      for name, stems in itertools.islice(tracks, max_tracks):
+        if max_seconds:
+          stems = stems[:, :int(round(max_seconds * rate))]
+        yield name, stems, stems.sum(0), rate
+    except input_pipeline.DataError as e:
+      raise cli.UserError(str(e)) from e
+    except ImportError as e:
+      raise cli.UserError(f'reading the TFDS build needs TensorFlow ({e}); pass --musdb_root instead') from e
+
+  return None, iterate()
+
+
+# --- Scores ------------------------------------------------------------------------------------------------------
+
+
+def silence_sdr_per_window(references: np.ndarray, sample_rate: int) -> np.ndarray:
+  """SDR of an all-zero estimate per window: 0 dB by definition where museval scores the window, else NaN.
+
+  SDR(0) = 10 log10(sum s^2 / sum (0 - s)^2) = 10 log10(1) = 0. museval itself gives NaN, because its
+  silent-window rule drops every window in which an estimate is all zeros. The NaN pattern here is the one museval
+  gives from the references alone (passing the references as estimates leaves only their silence in the rule).
+
+  Args:
+    references: [S, T, C].
+    sample_rate: samples per second.
+
+  Returns:
+    [S, n_windows] float64: 0.0, or NaN where a reference is silent.
+  """
+  from srcvq_jax import sdr  # pylint: disable=g-import-not-at-top
+
+  per_window = sdr.sdr_per_window(references, references, sample_rate)
+  return np.where(np.isnan(per_window), np.nan, 0.0)
+
+
+def _row_dict(values: np.ndarray, sources) -> dict:
+  """{source: dB, 'avg': mean over sources} (NaN stays NaN here; JSON writes null)."""
+  row = {name: float(v) for name, v in zip(sources, values)}
+  row['avg'] = float(np.mean(values))
+  return row
+
+
+def _json_safe(value):
+  """NaN/inf -> None, NumPy scalars -> Python, recursively (strict JSON)."""
+  if isinstance(value, dict):
+    return {k: _json_safe(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_json_safe(v) for v in value]
+  if isinstance(value, (np.floating, float)):
+    return float(value) if math.isfinite(value) else None
+  if isinstance(value, np.integer):
+    return int(value)
+  return value
+
+
+def _museval_track(name: str, references: np.ndarray, estimates: np.ndarray, rate: int, sources, out_dir: str):
+  """museval v4 on one track: writes OUT/museval/<name>.json; returns (TrackStore, SDR per window [S, W])."""
+  import museval  # pylint: disable=g-import-not-at-top
+
+  sdr_w, isr, sir, sar = museval.evaluate(references, estimates, win=rate, hop=rate, mode='v4')
+  store = museval.TrackStore(track_name=name, win=1.0, hop=1.0)
+  for i, target in enumerate(sources):
+    store.add_target(target_name=target, values={'SDR': sdr_w[i].tolist(), 'SIR': sir[i].tolist(),
+                                                 'ISR': isr[i].tolist(), 'SAR': sar[i].tolist()})
+  folder = os.path.join(out_dir, 'museval')
+  os.makedirs(folder, exist_ok=True)
+  with open(os.path.join(folder, name.replace(os.sep, '_') + '.json'), 'w', encoding='utf-8') as f:
+    f.write(store.json)
+  return store, np.asarray(sdr_w, np.float64)
+
+
+# --- Evaluation --------------------------------------------------------------------------------------------------
+
+
+def evaluate(separator, tracks, *, out_dir: str, split: str, data_info: dict, run_museval: bool = False,
+             run_analysis: bool = True, progress: bool | None = None, num_tracks: int | None = None) -> dict:
+  """Separates every track, scores all rows, writes results.json / results.md / tsne.png into out_dir.
+
+  Args:
+    separator: an inference.Separator.
+    tracks: iterable of (name, stems [S, T, C], mixture [T, C], sample rate of both).
+    out_dir: output folder (created).
+    split: the split's name (for the report).
+    data_info: where the tracks came from (for the report).
+    run_museval: also score the model's estimates with museval.
+    run_analysis: t-SNE plot and cluster scores of single-source latents.
+    progress: tqdm bar over tracks (None: only on a terminal).
+    num_tracks: number of tracks, when known (the bar's total).
+
+  Returns:
+    The results dict written to results.json.
+  """
+  from srcvq_jax import analysis  # pylint: disable=g-import-not-at-top
+  from srcvq_jax import inference  # pylint: disable=g-import-not-at-top
+  from srcvq_jax import sdr  # pylint: disable=g-import-not-at-top
+
+  started = time.perf_counter()
+  os.makedirs(out_dir, exist_ok=True)
+  sources, rate, num_sources = separator.sources, separator.sample_rate, separator.num_sources
+  # S separations plus the all-slots reconstruction, from one encoding of the mixture.
+  masks = np.concatenate([np.eye(num_sources, dtype=np.float32), np.ones((1, num_sources), np.float32)])
+  usage = analysis.CodeUsage(num_sources, separator.num_codebooks, separator.codebook_size)
+  embeddings = analysis.SlotEmbeddings()
+  frames_per_window = max(int(round(separator.frames_per_second)), 1)
+  track_scores = {row: [] for row in ROWS}
+  reconstruction, per_track, museval_stores, museval_diffs = [], [], [], []
+  timing = {'compile_s': 0.0, 'separation_s': 0.0, 'oracle_s': 0.0, 'audio_s': 0.0}
+  dataset_rates = set()
+
+  import tqdm  # pylint: disable=g-import-not-at-top
+  bar = tqdm.tqdm(tracks, unit='track', total=num_tracks, disable=None if progress is None else not progress)
+  for index, (name, stems, mixture, track_rate) in enumerate(bar):
+    dataset_rates.add(int(track_rate))
+    stems = inference.match_channels(inference.resample(stems, track_rate, rate, axis=1), separator.channels)
+    mixture = inference.match_channels(inference.resample(mixture, track_rate, rate, axis=0), separator.channels)
+    length = min(stems.shape[1], mixture.shape[0])
+    stems, mixture = stems[:, :length], mixture[:length]
+    if index == 0:
+      # Compile outside the timed calls (tracks longer than a window share one compiled shape).
+      t0 = time.perf_counter()
+      separator.warm_up(length, num_masks=len(masks), oracle=True)
+      timing['compile_s'] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    decoded, codes = separator.apply(mixture, masks, return_codes=True)
+    separation_s = time.perf_counter() - t0
+    estimates, reconstructed = decoded[:num_sources], decoded[num_sources]
+    t0 = time.perf_counter()
+    oracle, oracle_codes = separator.oracle(stems, return_codes=True)
+    timing['oracle_s'] += time.perf_counter() - t0
+    timing['separation_s'] += separation_s
+    seconds = length / rate
+    timing['audio_s'] += seconds
+
+    estimates_of = {
+        'model': estimates,
+        'oracle': oracle,
+        'mixture': np.broadcast_to(mixture, stems.shape),
+        'mixture_x0.25': np.broadcast_to(0.25 * mixture, stems.shape),
+    }
+    windows = {row: sdr.sdr_per_window(stems, est, rate) for row, est in estimates_of.items()}
+    windows['silence'] = silence_sdr_per_window(stems, rate)
+    scores = {row: sdr.median_over_windows(windows[row]) for row in ROWS}
+    for row in ROWS:
+      track_scores[row].append(scores[row])
+    recon = float(sdr.track_sdr(mixture[None], reconstructed[None], rate)[0])
+    reconstruction.append(recon)
+    record = {'name': name, 'seconds': seconds, 'separation_s': separation_s,
+              'sdr': {row: _row_dict(scores[row], sources) for row in ROWS}, 'reconstruction_sdr': recon}
+
+    if run_museval:
+      try:
+        store, museval_windows = _museval_track(name, stems, estimates, rate, sources, out_dir)
+        museval_stores.append(store)
+        both = np.isfinite(museval_windows) & np.isfinite(windows['model'])
+        if both.any():
+          museval_diffs.append(float(np.abs(museval_windows - windows['model'])[both].max()))
+      except ValueError as e:  # museval refuses tracks with an all-silent reference or estimate
+        record['museval_error'] = str(e)
+
+    usage.add(codes)
+    if run_analysis:
+      # Input i's codes of every slot -> vectors (slot j's codebook for slot j) -> input i's own slot i.
+      vectors = separator.slot_vectors(oracle_codes)  # [S inputs, T', S slots, H * D]
+      own = vectors[np.arange(num_sources), :, np.arange(num_sources)]  # [S, T', H * D]
+      embeddings.add(own, stems, frames_per_window, separator.stride, index)
+    per_track.append(record)
+    logging.info('%s: %.1f s, model avg SDR %.2f dB (oracle %.2f), %.1fx real time', name, seconds,
+                 record['sdr']['model']['avg'], record['sdr']['oracle']['avg'], seconds / max(separation_s, 1e-9))
+
+  if not per_track:
+    raise cli.UserError(f'no tracks in split {split!r}')
+
+  rows = {row: _row_dict(sdr.aggregate_tracks(track_scores[row]), sources) for row in ROWS}
+  results = {
+      'checkpoint': {'path': separator.path, 'step': separator.step},
+      'split': split,
+      'data': {**data_info, 'dataset_sample_rates': sorted(dataset_rates), 'model_sample_rate': rate,
+               'resampled': any(r != rate for r in dataset_rates), 'tracks': len(per_track),
+               'channels': separator.channels},
+      'sources': list(sources),
+      'protocol': ('BSSEval v4 image SDR (srcvq_jax.sdr, museval-exact), 1 s windows, median over windows then '
+                   'tracks, at the model sample rate; silence = 0 dB by definition (museval gives NaN)'),
+      'sdr': rows,
+      'row_titles': dict(ROW_TITLES),
+      'reconstruction_sdr': float(np.nanmedian(reconstruction)) if np.isfinite(reconstruction).any() else None,
+      'bitrate_kbps': analysis.bitrate_kbps(separator.frames_per_second, num_sources, separator.num_codebooks,
+                                            separator.codebook_size),
+      'codebook': usage.summary(sources, separator.frames_per_second),
+      'tracks': per_track,
+  }
+  if run_museval and museval_stores:
+    import museval  # pylint: disable=g-import-not-at-top
+
+    store = museval.EvalStore(frames_agg='median', tracks_agg='median')
+    for track_store in museval_stores:
+      store.add_track(track_store)
+    aggregated = store.agg_frames_tracks_scores()
+    museval_rows = {}
+    for metric in ('SDR', 'SIR', 'ISR', 'SAR'):
+      values = np.asarray([float(aggregated.get((s, metric), np.nan)) for s in sources])
+      museval_rows[metric] = _row_dict(values, sources)
+    results['museval'] = {'scores': museval_rows, 'folder': os.path.join(out_dir, 'museval'),
+                          'max_abs_sdr_diff_db': max(museval_diffs) if museval_diffs else None}
+  if run_analysis:
+    results['analysis'] = analysis.embedding_summary(embeddings, sources, os.path.join(out_dir, 'tsne.png'),
+                                                     shared_codebooks=bool(separator.config.quantizer.shared_codebooks),
+                                                     title=f'{os.path.basename(os.path.normpath(separator.path or ""))}'
+                                                     f' step {separator.step}, {split}: single-source slot vectors')
+  timing['total_s'] = time.perf_counter() - started
+  timing['realtime_factor'] = timing['audio_s'] / max(timing['separation_s'], 1e-9)
+  timing['note'] = ('separation_s: the model pass of every track (S separations + the reconstruction from one '
+                    'encoding), compilation excluded; realtime_factor = audio_s / separation_s')
+  results['timing'] = timing
+  results = _json_safe(results)
+  with open(os.path.join(out_dir, 'results.json'), 'w', encoding='utf-8') as f:
+    json.dump(results, f, indent=2)
+  with open(os.path.join(out_dir, 'results.md'), 'w', encoding='utf-8') as f:
+    f.write(format_report(results))
+  return results
+
+
+def number_or_na(value, fmt: str = '.2f') -> str:
+  return 'n/a' if value is None else format(value, fmt)
+
+
+def format_table(results: dict) -> str:
+  """The paper-style SDR table (markdown) of a results dict."""
+  from srcvq_jax import sdr  # pylint: disable=g-import-not-at-top
+
+  rows = {results['row_titles'][row]: {s: (np.nan if v is None else v) for s, v in scores.items()}
+          for row, scores in results['sdr'].items()}
+  return sdr.format_table(rows, results['sources'])
+
+
+def format_report(results: dict) -> str:
+  """results.md: the table plus the numbers that go with it."""
+  data, timing = results['data'], results['timing']
+  names = [t['name'] for t in results['tracks']]
+  lines = [f'# Evaluation: {results["split"]} split', '',
+           f'Checkpoint: `{results["checkpoint"]["path"]}` (step {results["checkpoint"]["step"]}); '
+           f'{data["tracks"]} tracks from {data.get("source")} `{data.get("path")}`'
+           + (f', first {data["max_seconds"]:g} s each' if data.get('max_seconds') else '') + '.', '',
+           f'SDR in dB ({results["protocol"]}):', '', format_table(results), '']
+  if any(n.endswith('ChoraleMix') for n in names):
+    lines += ['ChoraleMix is Bach chorales with General MIDI timbres rendered offline, far from commercial pop: '
+              'these numbers are a smoke-level reproduction, not comparable with MUSDB18 results.', '']
+  if data.get('resampled'):
+    lines += [f'Tracks at {data["dataset_sample_rates"]} Hz were resampled to the model rate '
+              f'{data["model_sample_rate"]} Hz (references too) before scoring.', '']
+  recon = results.get('reconstruction_sdr')
+  codebook = results['codebook']
+  lines += [f'- mixture reconstruction (all slots): {recon:.2f} dB' if recon is not None else
+            '- mixture reconstruction (all slots): n/a',
+            f'- bitrate: {results["bitrate_kbps"]:.2f} kbit/s raw, {codebook["entropy_kbps"]:.2f} kbit/s at the '
+            'codes\' empirical entropy',
+            f'- codebook use on the mixtures: perplexity {codebook["perplexity"]:.1f} (mean over sources and '
+            f'codebooks), {100 * codebook["used_fraction"]:.0f}% of entries used']
+  for source, stats in codebook['per_source'].items():
+    lines.append(f'  - {source}: perplexity ' + ', '.join(f'{p:.1f}' for p in stats['perplexity'])
+                 + '; used ' + ', '.join(f'{100 * u:.0f}%' for u in stats['used_fraction']))
+  found = results.get('analysis')
+  if found:
+    lines.append(f'- single-source latents ({found["points"]} points of ~1 s): silhouette '
+                 f'{number_or_na(found["silhouette"], ".3f")}, k-NN (k=5, folds by track) accuracy '
+                 f'{number_or_na(found["knn_accuracy"], ".3f")} over {found["knn_folds"]} folds (chance '
+                 f'{number_or_na(found["knn_chance"])})' + ('; t-SNE: `tsne.png`' if found['tsne_png'] else '')
+                 + ('' if found['shared_codebooks'] else '; per-source codebooks separate the sources even '
+                    'untrained, so compare these only with runs of the same codebook setting'))
+  if results.get('museval'):
+    m = results['museval']
+    lines.append('- museval SDR of the model: ' + ', '.join(
+        f'{s} {number_or_na(v)}' for s, v in m['scores']['SDR'].items()) +
+                 f'; largest per-window difference to the table: {number_or_na(m["max_abs_sdr_diff_db"], ".2e")} dB')
+  lines.append(f'- separation speed: {timing["realtime_factor"]:.1f}x real time ({timing["audio_s"]:.1f} s of audio '
+               f'in {timing["separation_s"]:.1f} s, compilation {timing["compile_s"]:.1f} s excluded)')
+  lines += ['', '## Per track', '', '| track | ' + ' | '.join(results['sources']) + ' | avg | oracle avg |',
+            '|---|' + '---:|' * (len(results['sources']) + 2)]
+  for track in results['tracks']:
+    model, oracle = track['sdr']['model'], track['sdr']['oracle']
+    lines.append(f'| {track["name"]} | ' + ' | '.join(number_or_na(model[s]) for s in results['sources'])
+                 + f' | {number_or_na(model["avg"])} | {number_or_na(oracle["avg"])} |')
+  return '\n'.join(lines) + '\n'
+
+
+# --- Command line ------------------------------------------------------------------------------------------------
+
+
+def run(workdir: str, split: str = 'test', *, data_dir: str | None = None, musdb_root: str | None = None,
+        is_wav: bool = True, max_tracks: int | None = None, max_seconds: float | None = None,
+        run_museval: bool = False, run_analysis: bool = True, out_dir: str | None = None,
+        batch_size: int | None = None, progress: bool | None = None) -> dict:
+  """Loads the model of `workdir`, reads the split and evaluates (what `python -m srcvq_jax.evaluate` does).
+
+  Raises:
+    cli.UserError: a missing workdir/checkpoint, split or data.
+  """
+  from srcvq_jax import inference  # pylint: disable=g-import-not-at-top
+
+  separator = inference.load(workdir, batch_size=batch_size)
+  if musdb_root:
+    names, tracks = musdb_tracks(musdb_root, split, separator.sources, is_wav=is_wav, max_tracks=max_tracks,
+                                 max_seconds=max_seconds)
+    data_info = {'source': 'musdb', 'path': os.path.abspath(musdb_root)}
+  else:
+    config = separator.config
+    if data_dir:
+      config.data.data_dir = data_dir
+    names, tracks = tfds_tracks(config, split, max_tracks=max_tracks, max_seconds=max_seconds)
+    data_info = {'source': 'tfds', 'path': config.data.data_dir, 'dataset': config.data.dataset}
+  data_info['max_seconds'] = max_seconds
+  out_dir = out_dir or os.path.join(workdir, 'eval', split)
+  return evaluate(separator, tracks, out_dir=out_dir, split=split, data_info=data_info, run_museval=run_museval,
+                  run_analysis=run_analysis, progress=progress, num_tracks=len(names) if names else None)
+
+
+def main(argv):
+  if len(argv) > 1:
+    cli.fail(f'unexpected arguments: {" ".join(argv[1:])}')
+  if not FLAGS.workdir:
+    cli.fail('--workdir is required')
+  out_dir = FLAGS.out or os.path.join(FLAGS.workdir, 'eval', FLAGS.split)
+  try:
+    results = run(FLAGS.workdir, FLAGS.split, data_dir=FLAGS.data_dir, musdb_root=FLAGS.musdb_root,
+                  is_wav=FLAGS.is_wav, max_tracks=FLAGS.max_tracks, max_seconds=FLAGS.max_seconds,
+                  run_museval=FLAGS.museval, run_analysis=FLAGS.analysis, out_dir=out_dir,
+                  batch_size=FLAGS.batch_size)
+  except cli.UserError as e:
+    cli.fail(str(e))
+  print(format_table(results))
+  png = (results.get('analysis') or {}).get('tsne_png')
+  print(f'results: {os.path.join(out_dir, "results.json")} and results.md' + (f', t-SNE: {png}' if png else ''))
+  sys.stdout.flush()
+
+
+if __name__ == '__main__':
+  define_flags()
+  app.run(main, flags_parser=cli.parse_flags)

@@ -1,0 +1,568 @@
+"""Inference: load a trained model, encode music to codes, decode any selection of sources, separate full tracks.
+
+  separator = inference.load('/ckpt/run1')   # a training workdir (its latest checkpoint) or an export dir
+  stems = separator.separate(mixture)        # float32 [T, C] at separator.sample_rate -> [S, T, C]
+  codes = separator.encode(mixture)          # -> int32 [T', S, H], the discrete representation
+  audio = separator.decode(codes, mask)      # mask [S] (1 = slot used) -> [T' * stride, C]
+
+Glossary as in models/vqvae.py: T samples, C channels, T' = ceil(T / stride) frames, S sources, H codebooks,
+M selections (masks) decoded per input, N inputs processed together.
+
+Full tracks of any length run in fixed-size windows, batched (one compiled shape per window length and batch):
+
+  window k:  |<- margin ->|<- fade ->|<---------- 1 ---------->|<- fade ->|<- margin ->|
+  weight:          0        sin^2 up                               cos^2 down     0
+  hop = window - 2 * margin - fade, so the ramps of neighbouring windows overlap exactly and sum to 1.
+
+The first window starts at sample 0 and the last one ends at the track end (padded only to a multiple of the
+model's stride), and neither fades at that true edge. The model is local: every output sample depends on the input
+within its receptive field (convolutions, per-frame quantizer and 1x1 layers), and `margin` covers that field, so
+every sample with a non-zero weight is exactly what one model call on the whole track gives, and the cross-fade
+averages equal values. Chunked inference therefore equals one-shot inference up to float rounding, for any length
+and any window size (tests/inference_test.py checks it); the window size is a speed/memory knob only. The
+cross-fade only matters for a future non-local model (e.g. with attention), where it hides window seams.
+A track no longer than one window runs as one call of its own (stride-padded) length.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import logging
+import math
+import os
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from srcvq_jax import checkpointing
+from srcvq_jax import cli
+from srcvq_jax import config_lib
+from srcvq_jax import quantizer as quantizer_lib
+from srcvq_jax import trainer
+
+# Config fields that are tuples in configs/*.py and come back from JSON as lists.
+_TUPLE_FIELDS = (('model', 'channels'), ('model', 'strides'), ('data', 'sources'))
+# Default window: this many training segments. With the exact margin (768 samples for strides (4, 4, 4, 4)) one
+# segment spends ~7% of the compute on overlap, and shorter windows keep activations closer to the CPU caches
+# (benchmarks/separation_speed.py sweeps window and batch).
+DEFAULT_WINDOW_SEGMENTS = 1
+# Windows per model call: on a CPU one window (~1 s) at a time keeps the working set in cache (batches of 2-4 were
+# no faster in benchmarks/separation_speed.py); accelerators want bigger batches.
+DEFAULT_CPU_BATCH_SIZE = 1
+DEFAULT_ACCELERATOR_BATCH_PER_DEVICE = 8
+
+
+# --- Config and audio helpers ------------------------------------------------------------------------------------
+
+
+def config_from_dict(config_dict: dict) -> ml_collections.ConfigDict:
+  """The experiment ConfigDict from its JSON form (lists back to tuples where the configs use tuples)."""
+  config_dict = copy.deepcopy(config_dict)
+  # Converted before the ConfigDict exists: its type checks would keep a list field a list.
+  for group, field in _TUPLE_FIELDS:
+    if field in config_dict.get(group, {}):
+      config_dict[group][field] = tuple(config_dict[group][field])
+  return ml_collections.ConfigDict(config_dict)
+
+
+def resample(audio: np.ndarray, from_rate: int, to_rate: int, axis: int = -2) -> np.ndarray:
+  """Polyphase resampling (scipy.signal.resample_poly, Kaiser anti-alias filter) by to_rate / from_rate.
+
+  Args:
+    audio: float array with time along `axis` (default: [..., T, C]).
+    from_rate: samples per second of `audio`.
+    to_rate: samples per second wanted.
+    axis: the time axis.
+
+  Returns:
+    float32 audio with ceil(T * to_rate / from_rate) samples along `axis` (the input itself when the rates match).
+  """
+  from_rate, to_rate = int(from_rate), int(to_rate)
+  if from_rate == to_rate:
+    return np.asarray(audio, np.float32)
+  from scipy import signal  # pylint: disable=g-import-not-at-top
+
+  g = math.gcd(from_rate, to_rate)
+  return signal.resample_poly(np.asarray(audio, np.float32), to_rate // g, from_rate // g,
+                              axis=axis).astype(np.float32)
+
+
+def match_channels(audio: np.ndarray, channels: int) -> np.ndarray:
+  """[..., T, C_in] -> [..., T, channels]: mono is duplicated, stereo downmixed to mono by the mean."""
+  have = audio.shape[-1]
+  if have == channels:
+    return audio
+  if have == 1:
+    return np.repeat(audio, channels, axis=-1)
+  if channels == 1:
+    return audio.mean(axis=-1, keepdims=True)
+  raise ValueError(f'cannot map {have} channels to {channels}')
+
+
+def receptive_margin(strides: Sequence[int]) -> int:
+  """Samples of context on each side that make a windowed output sample exact, a multiple of the total stride.
+
+  Follows the exact dependency interval of models/layers.py's blocks (kernel 2s, stride s, encoder padding
+  s // 2 on the left): an output sample of the decoder's transposed conv at level l - 1 depends on the (at most
+  two) frames t with t s - s // 2 <= n < t s + 2 s - s // 2, and an encoder frame t on the inputs
+  [t s - s // 2, t s + 3 s / 2). The reach of the whole model (decoder up to the top frames, encoder down to the
+  input) is maximized over the phase of the sample within a frame. Strides (4, 4, 4, 4): 595 -> 768 samples.
+  """
+  total = math.prod(strides)
+  worst = 0
+  for n in range(total):
+    first, stop = n, n + 1  # dependency interval [first, stop) of output sample n
+    for s in strides:  # decoder, from the output samples up to the top frames
+      first, stop = -((2 * s - s // 2 - 1 - first) // s), (stop - 1 + s // 2) // s + 1
+    for s in reversed(strides):  # encoder, from the top frames down to the input samples
+      first, stop = first * s - s // 2, stop * s + s - s // 2
+    worst = max(worst, n - first, stop - n - 1)
+  return -(-worst // total) * total
+
+
+# --- Window plan -------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowPlan:
+  """Where the windows of one track lie and how their outputs are weighted.
+
+  Attributes:
+    length: padded track length in samples (a multiple of the stride; >= the true length).
+    window: samples per window (== length when the track fits in one window).
+    starts: int [n] first sample of each window (multiples of the stride).
+    margin: samples at a cut window edge whose output is discarded (weight 0).
+    fade: samples of the cross-fade ramp after the margin.
+    stride: the model's total stride.
+  """
+  length: int
+  window: int
+  starts: np.ndarray
+  margin: int
+  fade: int
+  stride: int
+
+  @property
+  def num_windows(self) -> int:
+    return len(self.starts)
+
+  def _raw_weight(self, k: int) -> np.ndarray:
+    """Weight of window k before normalization: zeros over the margins, sin^2 ramps, ones (no ramp at true edges)."""
+    weight = np.ones(self.window, np.float32)
+    ramp = np.sin(0.5 * np.pi * (np.arange(self.fade) + 0.5) / self.fade).astype(np.float32) ** 2
+    if self.starts[k] > 0:
+      weight[:self.margin] = 0.0
+      weight[self.margin:self.margin + self.fade] = ramp
+    if self.starts[k] + self.window < self.length:
+      weight[self.window - self.margin:] = 0.0
+      weight[self.window - self.margin - self.fade:self.window - self.margin] = ramp[::-1]
+    return weight
+
+  @functools.cached_property
+  def _total_weight(self) -> np.ndarray:
+    total = np.zeros(self.length, np.float32)
+    for k, start in enumerate(self.starts):
+      total[start:start + self.window] += self._raw_weight(k)
+    return total
+
+  def weight(self, k: int) -> np.ndarray:
+    """float32 [window] overlap-add weight of window k; over all windows they sum to 1 at every sample."""
+    start = self.starts[k]
+    raw = self._raw_weight(k)
+    total = self._total_weight[start:start + self.window]
+    return np.divide(raw, total, out=np.zeros_like(raw), where=raw > 0)
+
+  def owned_frames(self, k: int) -> tuple[int, int]:
+    """Global frames [first, last) whose codes window k provides: split halfway through each cross-fade."""
+
+    def boundary(j):  # between window j - 1 and window j, in frames
+      if j == 0:
+        return 0
+      if j == self.num_windows:
+        return self.length // self.stride
+      exact_from = self.starts[j] + self.margin                    # window j is exact from here ...
+      exact_until = self.starts[j - 1] + self.window - self.margin  # ... and window j - 1 until here
+      return (exact_from + exact_until) // 2 // self.stride
+
+    return boundary(k), boundary(k + 1)
+
+
+def plan_windows(num_samples: int, window: int, margin: int, fade: int, stride: int) -> WindowPlan:
+  """Windows covering `num_samples` samples (see the module docstring).
+
+  Args:
+    num_samples: track length (>= 1).
+    window: samples per window; a multiple of `stride` with window - 2 * margin - fade >= stride.
+    margin: receptive-field margin in samples (multiple of `stride`).
+    fade: cross-fade length in samples (multiple of `stride`, >= 1).
+    stride: the model's total stride.
+
+  Returns:
+    The WindowPlan.
+  """
+  length = max(-(-num_samples // stride), 1) * stride
+  if length <= window:
+    return WindowPlan(length, length, np.zeros(1, np.int64), margin, fade, stride)
+  hop = window - 2 * margin - fade
+  if hop < stride or window % stride or margin % stride or fade % stride:
+    raise ValueError(f'window {window}, margin {margin}, fade {fade}: need multiples of the stride {stride} and '
+                     'window - 2 * margin - fade >= stride')
+  starts = list(range(0, length - window, hop))
+  starts.append(length - window)  # the last window ends at the (padded) track end
+  return WindowPlan(length, window, np.asarray(starts, np.int64), margin, fade, stride)
+
+
+# --- Jitted model functions (graphdef static, params an argument) ------------------------------------------------
+
+
+def _separate_windows(graphdef, params, windows, masks):
+  """[B, W, C], [B, M, S] -> (audio [B, M, W, C], codes [B, W / stride, S, H]), argmax codes."""
+  model = nnx.merge(graphdef, params)
+  quantized = model.encode(windows)
+  return model.decode(quantized.vectors, masks), quantized.codes
+
+
+def _encode_windows(graphdef, params, windows):
+  return nnx.merge(graphdef, params).encode(windows).codes
+
+
+def _decode_windows(graphdef, params, codes, masks):
+  return nnx.merge(graphdef, params).decode_codes(codes, masks)
+
+
+def _lookup(graphdef, params, codes):
+  model = nnx.merge(graphdef, params)
+  return quantizer_lib.lookup(model.quantizers, codes, shared=model.shared_codebooks)
+
+
+# --- Separator ---------------------------------------------------------------------------------------------------
+
+
+class Separator:
+  """A loaded model plus jitted, chunked inference functions (host NumPy in, host NumPy out).
+
+  Attributes:
+    config: the experiment ConfigDict the model was trained with.
+    sources: source names in slot order.
+    sample_rate: the model's samples per second; inputs must be at this rate.
+    channels: the model's audio channels.
+    stride: samples per latent frame.
+    window: samples per inference window; margin: samples of context discarded at cut window edges.
+    batch_size: windows per model call (rounded up to a multiple of the devices).
+    step: training step of the checkpoint (None for an export without one); path: where it was loaded from.
+  """
+
+  def __init__(self, config, graphdef, params, *, step: int | None = None, path: str | None = None,
+               window: int | None = None, batch_size: int | None = None, margin: int | None = None,
+               devices=None):
+    self.config = config
+    self.sources = tuple(config.data.sources)
+    self.num_sources = len(self.sources)
+    self.sample_rate = int(config.data.sample_rate)
+    self.channels = int(config.data.channels)
+    self.stride = config_lib.total_stride(config)
+    self.num_codebooks = int(config.quantizer.num_codebooks)
+    self.codebook_size = int(config.quantizer.codebook_size)
+    self.step, self.path = step, path
+    # The margin of models/vqvae.py's conv blocks; a model with another receptive field passes its own.
+    self.margin = receptive_margin(config.model.strides) if margin is None else int(margin)
+    self.fade = self.margin
+    if window is None:
+      window = DEFAULT_WINDOW_SEGMENTS * int(config.data.segment_length)
+    # Round up to the stride and to the shortest window that still advances.
+    minimum = 2 * self.margin + self.fade + self.stride
+    self.window = max(-(-int(window) // self.stride) * self.stride, minimum)
+    # On CPU one device already uses every core (XLA's thread pool); fake CPU devices would only split them.
+    if devices is None:
+      devices = jax.local_devices()
+      devices = devices[:1] if devices[0].platform == 'cpu' else devices
+    if batch_size is None:
+      batch_size = (DEFAULT_CPU_BATCH_SIZE if devices[0].platform == 'cpu'
+                    else DEFAULT_ACCELERATOR_BATCH_PER_DEVICE * len(devices))
+    self.batch_size = int(batch_size)
+    self.mesh = Mesh(np.asarray(devices), ('data',))
+    self._batch_sharding = NamedSharding(self.mesh, P('data'))
+    self.graphdef = graphdef
+    self.params = jax.device_put(params, NamedSharding(self.mesh, P()))
+    self._jit_separate = jax.jit(functools.partial(_separate_windows, graphdef))
+    self._jit_encode = jax.jit(functools.partial(_encode_windows, graphdef))
+    self._jit_decode = jax.jit(functools.partial(_decode_windows, graphdef))
+    self._jit_lookup = jax.jit(functools.partial(_lookup, graphdef))
+
+  # --- Public API ---
+
+  @property
+  def frames_per_second(self) -> float:
+    return self.sample_rate / self.stride
+
+  def apply(self, mixture: np.ndarray, masks: np.ndarray, *, return_codes: bool = False, progress: bool = False):
+    """Decodes selections of a track's slots.
+
+    Args:
+      mixture: float [T, C] at sample_rate.
+      masks: [M, S] (1 = slot used) or [S].
+      return_codes: also return the mixture's codes.
+      progress: tqdm progress bar over windows.
+
+    Returns:
+      float32 [M, T, C] (or [T, C] for masks [S]); with return_codes also int32 codes [T', S, H].
+    """
+    mixture = self._check_audio(mixture, 2)
+    masks = np.asarray(masks, np.float32)
+    single = masks.ndim == 1
+    masks = masks[None] if single else masks
+    audio, codes = self._run('separate', mixture[None], masks[None], progress=progress)
+    audio = audio[0, 0] if single else audio[0]
+    return (audio, codes[0]) if return_codes else audio
+
+  def separate(self, mixture: np.ndarray, *, return_codes: bool = False, progress: bool = False):
+    """Every source alone: [T, C] -> [S, T, C] (slot i only decodes source i); optionally codes [T', S, H]."""
+    return self.apply(mixture, np.eye(self.num_sources, dtype=np.float32), return_codes=return_codes,
+                      progress=progress)
+
+  def reconstruct(self, mixture: np.ndarray, *, progress: bool = False) -> np.ndarray:
+    """All slots: [T, C] -> the reconstructed mixture [T, C]."""
+    return self.apply(mixture, np.ones(self.num_sources, np.float32), progress=progress)
+
+  def oracle(self, stems: np.ndarray, *, return_codes: bool = False, progress: bool = False):
+    """Codec ceiling: each ground-truth stem encoded alone and decoded with only its own slot selected.
+
+    Args:
+      stems: float [S, T, C], in slot order.
+      return_codes: also return the codes of every stem input.
+      progress: tqdm progress bar over windows.
+
+    Returns:
+      float32 [S, T, C]; with return_codes also int32 [S, T', S, H] (input i's codes of all slots).
+    """
+    stems = self._check_audio(stems, 3)
+    if stems.shape[0] != self.num_sources:
+      raise ValueError(f'expected {self.num_sources} stems, got {stems.shape[0]}')
+    masks = np.eye(self.num_sources, dtype=np.float32)[:, None, :]  # [N=S, M=1, S]
+    audio, codes = self._run('separate', stems, masks, progress=progress)
+    return (audio[:, 0], codes) if return_codes else audio[:, 0]
+
+  def encode(self, mixture: np.ndarray, *, progress: bool = False) -> np.ndarray:
+    """Argmax codes: [T, C] -> int32 [T', S, H], or [B, T, C] -> [B, T', S, H] (T' = ceil(T / stride))."""
+    mixture = np.asarray(mixture)
+    single = mixture.ndim == 2
+    batch = self._check_audio(mixture[None] if single else mixture, 3)
+    _, codes = self._run('encode', batch, None, progress=progress)
+    return codes[0] if single else codes
+
+  def decode(self, codes: np.ndarray, masks: np.ndarray, *, progress: bool = False) -> np.ndarray:
+    """Decodes (possibly edited) codes under selection masks.
+
+    Args:
+      codes: int [T', S, H] or [B, T', S, H].
+      masks: [S] or [M, S] (1 = slot used).
+      progress: tqdm progress bar over windows.
+
+    Returns:
+      float32 [(B,) (M,) T' * stride, C]: the batch axis when codes have one, the mask axis when masks have one.
+    """
+    codes = np.asarray(codes, np.int32)
+    single = codes.ndim == 3
+    codes = codes[None] if single else codes
+    if codes.ndim != 4 or codes.shape[2:] != (self.num_sources, self.num_codebooks):
+      raise ValueError(f'codes of shape {codes.shape}: expected [(B,) T\', {self.num_sources}, '
+                       f'{self.num_codebooks}]')
+    masks = np.asarray(masks, np.float32)
+    one_mask = masks.ndim == 1
+    masks = masks[None] if one_mask else masks  # [M, S]
+    masks = np.broadcast_to(masks[None], (codes.shape[0],) + masks.shape)
+    audio, _ = self._run('decode', codes, masks, progress=progress)
+    audio = audio[:, 0] if one_mask else audio
+    return audio[0] if single else audio
+
+  def slot_vectors(self, codes: np.ndarray) -> np.ndarray:
+    """Codebook vectors of codes: int [..., T', S, H] -> float32 [..., T', S, H * D]."""
+    codes = np.asarray(codes, np.int32)
+    flat = codes.reshape((-1,) + codes.shape[-3:])
+    vectors = np.asarray(self._jit_lookup(self.params, flat))
+    return vectors.reshape(codes.shape[:-1] + vectors.shape[-1:])
+
+  def plan(self, num_samples: int) -> WindowPlan:
+    """The window plan of a track of `num_samples` samples."""
+    return plan_windows(num_samples, self.window, self.margin, self.fade, self.stride)
+
+  def warm_up(self, num_samples: int, *, num_masks: int | None = None, oracle: bool = False) -> None:
+    """Compiles what apply() with `num_masks` masks (and oracle()) runs for tracks of `num_samples` samples.
+
+    Tracks longer than one window all share one compiled shape, so a short stand-in of `batch_size` windows is
+    enough (for timing without compilation).
+    """
+    if self.plan(num_samples).num_windows > 1:
+      hop = self.window - 2 * self.margin - self.fade
+      num_samples = min(num_samples, self.window + (self.batch_size - 1) * hop + self.stride)
+    zeros = np.zeros((num_samples, self.channels), np.float32)
+    self.apply(zeros, np.ones((num_masks or self.num_sources, self.num_sources), np.float32))
+    if oracle:
+      self.oracle(np.zeros((self.num_sources,) + zeros.shape, np.float32))
+
+  # --- Internals ---
+
+  def _check_audio(self, audio: np.ndarray, ndim: int) -> np.ndarray:
+    audio = np.asarray(audio, np.float32)
+    if audio.ndim != ndim or audio.shape[-1] != self.channels or audio.shape[-2] == 0:
+      raise ValueError(f'audio of shape {audio.shape}: expected {ndim} axes, time second to last with at least '
+                       f'one sample and {self.channels} channels last (see match_channels)')
+    return audio
+
+  def _run(self, kind: str, inputs: np.ndarray, masks: np.ndarray | None, *,
+           progress: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Chunked, batched inference over all windows of N inputs.
+
+    Args:
+      kind: 'separate' (audio in -> audio + codes), 'encode' (audio in -> codes), 'decode' (codes in -> audio).
+      inputs: audio float32 [N, T, C] or, for 'decode', codes int32 [N, T', S, H].
+      masks: [N, M, S] selections per input (None for 'encode').
+      progress: tqdm progress bar over windows.
+
+    Returns:
+      (audio float32 [N, M, T, C] or None, codes int32 [N, T', S, H] or None); T is the input length (T' * stride
+      for 'decode').
+    """
+    unit = self.stride if kind == 'decode' else 1  # samples per position of `inputs`
+    num_inputs, num_samples = inputs.shape[0], inputs.shape[1] * unit
+    plan = self.plan(num_samples)
+    pad = [(0, 0)] * inputs.ndim
+    pad[1] = (0, plan.length // unit - inputs.shape[1])
+    padded = np.pad(inputs, pad)
+    frames = plan.length // self.stride
+    wants_audio, wants_codes = kind != 'encode', kind != 'decode'
+    audio = (np.zeros((num_inputs, masks.shape[1], plan.length, self.channels), np.float32)
+             if wants_audio else None)
+    codes = (np.zeros((num_inputs, frames, self.num_sources, self.num_codebooks), np.int32)
+             if wants_codes else None)
+
+    jobs = [(n, k) for n in range(num_inputs) for k in range(plan.num_windows)]
+    num_devices = self.mesh.devices.size
+    batch = -(-min(self.batch_size, len(jobs)) // num_devices) * num_devices
+    width = plan.window // unit
+
+    def dispatch(chunk):
+      x = np.zeros((batch, width) + padded.shape[2:], padded.dtype)
+      for i, (n, k) in enumerate(chunk):
+        start = plan.starts[k] // unit
+        x[i] = padded[n, start:start + width]
+      x = jax.device_put(x, self._batch_sharding)
+      if kind == 'encode':
+        return self._jit_encode(self.params, x)
+      m = np.zeros((batch,) + masks.shape[1:], np.float32)
+      m[:len(chunk)] = masks[[n for n, _ in chunk]]
+      m = jax.device_put(m, self._batch_sharding)
+      fn = self._jit_decode if kind == 'decode' else self._jit_separate
+      return fn(self.params, x, m)
+
+    def collect(chunk, result):
+      result = jax.device_get(result)
+      out_audio = result if kind == 'decode' else (result[0] if kind == 'separate' else None)
+      out_codes = result if kind == 'encode' else (result[1] if kind == 'separate' else None)
+      for i, (n, k) in enumerate(chunk):
+        start = plan.starts[k]
+        if out_audio is not None:
+          audio[n, :, start:start + plan.window] += plan.weight(k)[None, :, None] * out_audio[i]
+        if out_codes is not None:
+          first, last = plan.owned_frames(k)
+          offset = start // self.stride
+          codes[n, first:last] = out_codes[i, first - offset:last - offset]
+
+    chunks = [jobs[i:i + batch] for i in range(0, len(jobs), batch)]
+    bar = None
+    if progress:
+      import tqdm  # pylint: disable=g-import-not-at-top
+      bar = tqdm.tqdm(total=len(jobs), unit='window', leave=False)
+    # One batch in flight while the host adds up the previous one (JAX dispatches asynchronously).
+    pending = None
+    for chunk in chunks:
+      result = dispatch(chunk)
+      if pending is not None:
+        collect(*pending)
+        if bar is not None:
+          bar.update(len(pending[0]))
+      pending = (chunk, result)
+    collect(*pending)
+    if bar is not None:
+      bar.update(len(pending[0]))
+      bar.close()
+    if audio is not None:
+      audio = audio[:, :, :num_samples]
+    if codes is not None:
+      codes = codes[:, :-(-num_samples // self.stride)]
+    return audio, codes
+
+
+# --- Loading -----------------------------------------------------------------------------------------------------
+
+
+def _abstract_params(config, sharding) -> tuple[nnx.GraphDef, Any]:
+  """Model graphdef and ShapeDtypeStructs of its params (with `sharding`), without allocating them."""
+  graphdef, abstract = trainer.split_model(nnx.eval_shape(lambda: trainer.create_model(config)))
+  return graphdef, jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract)
+
+
+def load(path: str, *, step: int | None = None, window: int | None = None, batch_size: int | None = None,
+         devices=None) -> Separator:
+  """Loads a model for inference.
+
+  Args:
+    path: a training workdir (restores WORKDIR/checkpoints/<latest step>, params only) or an export directory
+      (checkpointing.save_export: params/ + config.json).
+    step: a specific checkpoint step of a workdir (default: the latest).
+    window: samples per inference window (default: DEFAULT_WINDOW_SEGMENTS training segments).
+    batch_size: windows per model call (default: 1 on a CPU, 8 per accelerator).
+    devices: devices the windows are split over (default: the first CPU device, or all local accelerators).
+
+  Returns:
+    A Separator.
+
+  Raises:
+    cli.UserError: no such directory, or neither a checkpoint nor an export in it.
+  """
+  if not os.path.isdir(path):
+    raise cli.UserError(f'{path}: no such directory (expected a training workdir or an export dir)')
+  sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  if checkpointing.is_export(path):
+    config = config_from_dict(checkpointing.load_export_config(path))
+    graphdef, abstract = _abstract_params(config, sharding)
+    params = checkpointing.restore_export_params(path, abstract)
+    return Separator(config, graphdef, params, path=path, window=window, batch_size=batch_size, devices=devices)
+
+  checkpoints = os.path.join(path, checkpointing.CHECKPOINT_DIR)
+  if not os.path.isdir(checkpoints):
+    raise cli.UserError(f'{path}: no checkpoint ({checkpoints} does not exist) and not an export dir '
+                        f'({checkpointing.EXPORT_CONFIG} + {checkpointing.EXPORT_PARAMS}/)')
+  # Orbax warns at WARNING level that a read-only manager does not save; expected here, and noise on a CLI's stderr.
+  absl_logger = logging.getLogger('absl')
+  level = absl_logger.level
+  absl_logger.setLevel(logging.ERROR)
+  manager = checkpointing.create_manager(path, read_only=True)
+  try:
+    steps = manager.all_steps()
+    if not steps:
+      raise cli.UserError(f'{path}: no checkpoint in {checkpoints} (train first)')
+    if step is None:
+      step = max(steps)
+    elif step not in steps:
+      raise cli.UserError(f'{path}: no checkpoint of step {step} (has {sorted(steps)})')
+    config = config_from_dict(checkpointing.restore_config(manager, step))
+    graphdef, abstract = _abstract_params(config, sharding)
+    # Orbax 0.12.8's StandardRestore needs the saved tree's structure (a params-only target is rejected), so the
+    # target is the whole abstract train state; only params are kept.
+    tx = trainer.create_optimizer(config)
+    state = jax.eval_shape(lambda p: {'params': p, 'opt_state': tx.init(p), 'step': jnp.zeros((), jnp.int32)},
+                           abstract)
+    state = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), state)
+    params = checkpointing.restore(manager, step, state)['params']
+  finally:
+    manager.close()
+    absl_logger.setLevel(level)
+  return Separator(config, graphdef, params, step=int(step), path=path, window=window, batch_size=batch_size,
+                   devices=devices)
