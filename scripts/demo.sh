@@ -25,7 +25,9 @@ echo "== 4/4 evaluating on the test split"
 "$PY" -m srcvq_jax.evaluate --workdir="$WORKDIR" --split=test --data_dir="$DATA/tfds"
 
 echo
-echo "report:      $WORKDIR/eval/test/results.md (and results.json, tsne.png)"
+"$PY" scripts/demo_report.py "$WORKDIR" --split=test
+echo
+echo "report:      $WORKDIR/report.md, $WORKDIR/eval/test/{results.md,results.json,tsne.png}"
 echo "checkpoints: $WORKDIR/checkpoints   metrics: $WORKDIR/metrics.jsonl   TensorBoard: $WORKDIR/tensorboard"
 echo "separate a song: $PY -m srcvq_jax.separate song.wav --workdir=$WORKDIR --out=stems/"
 echo "demo took $(( $(date +%s) - start )) s"

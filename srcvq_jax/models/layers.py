@@ -59,8 +59,14 @@ class StridedConv(nnx.Module):
 class TransposedConv(nnx.Module):
   """Transposed conv1d with kernel 2s and stride s: [B, T', Cin] -> [B, T' * s, Cout] (mirror of StridedConv).
 
-  One matmul gives every frame's 2s output samples; overlap-add puts the second half of frame t - 1 onto the
-  first half of frame t, then s // 2 samples are cropped at the start to undo the encoder's padding.
+  Output block b (s samples) receives taps 0..s-1 of frame b and taps s..2s-1 of frame b - 1. Two equal-FLOP
+  forms, chosen by which moves less data:
+    * Cin < s * Cout (input side): one matmul of [x[b], x[b-1]] ([B, T'+1, 2 Cin]) with the kernel as
+      [2 Cin, s Cout] gives every block directly;
+    * otherwise (output side): one matmul gives every frame's 2s output samples, and an overlap-add puts the
+      second half of frame t - 1 onto the first half of frame t.
+  Then s // 2 samples are cropped at the start to undo the encoder's padding. (configs/base.py: the input side
+  for all decoder blocks but the last, ~5-7% of the train step; benchmarks/train_step.py --candidates.)
   """
 
   def __init__(self, in_channels: int, out_channels: int, stride: int, *, dtype=jnp.float32, rngs: nnx.Rngs):
@@ -74,11 +80,17 @@ class TransposedConv(nnx.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     batch, frames, channels = x.shape
     s, cout = self.stride, self.out_channels
-    kernel = self.kernel[...].transpose(1, 0, 2).reshape(channels, 2 * s * cout)
-    y = jnp.dot(x.astype(self.dtype), kernel.astype(self.dtype), preferred_element_type=jnp.float32)
-    y = y.reshape(batch, frames, 2, s * cout)
-    pad = ((0, 0), (0, 1), (0, 0))
-    blocks = jnp.pad(y[:, :, 0], pad) + jnp.pad(y[:, :, 1], ((0, 0), (1, 0), (0, 0)))  # [B, T'+1, s*Cout]
+    if channels < s * cout:
+      # [2s, Cin, Cout] -> [2 Cin, s*Cout]: rows 0..Cin-1 hold taps 0..s-1, rows Cin.. taps s..2s-1.
+      kernel = self.kernel[...].reshape(2, s, channels, cout).transpose(0, 2, 1, 3).reshape(2 * channels, s * cout)
+      pairs = jnp.concatenate([jnp.pad(x, ((0, 0), (0, 1), (0, 0))), jnp.pad(x, ((0, 0), (1, 0), (0, 0)))], axis=-1)
+      blocks = jnp.dot(pairs.astype(self.dtype), kernel.astype(self.dtype), preferred_element_type=jnp.float32)
+    else:
+      kernel = self.kernel[...].transpose(1, 0, 2).reshape(channels, 2 * s * cout)
+      y = jnp.dot(x.astype(self.dtype), kernel.astype(self.dtype), preferred_element_type=jnp.float32)
+      y = y.reshape(batch, frames, 2, s * cout)
+      pad = ((0, 0), (0, 1), (0, 0))
+      blocks = jnp.pad(y[:, :, 0], pad) + jnp.pad(y[:, :, 1], ((0, 0), (1, 0), (0, 0)))  # [B, T'+1, s*Cout]
     out = blocks.reshape(batch, (frames + 1) * s, cout)[:, s // 2:s // 2 + frames * s]
     return out + self.bias[...]
 

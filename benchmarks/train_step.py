@@ -1,0 +1,398 @@
+"""One training step of configs/base.py (batch 4 x 1 s stereo 44.1 kHz): our jitted step vs PyTorch eager/compile.
+
+Measured side by side in one process, interleaved (common.py), on the same synthetic batch and the same initial
+parameters (ported into benchmarks/torch_reference.py, whose loss and gradients tests/torch_parity_test.py checks):
+  jax             srcvq_jax.trainer.jit_train_step on a 1-device mesh (the first device, whatever
+                  XLA_FLAGS says: `make bench` exports 8 fake CPU devices); --devices 1,4 adds a 4-device mesh
+                  (fake CPU devices share the same cores; the batch of 4 must split over the mesh, so not 8)
+  torch_eager     torch_reference.TrainStep (foreach Adam), with 1 and 2 intra-op threads (see TorchStep)
+  torch_compile   the same with forward + losses under torch.compile (default mode, inductor)
+  matmul          float32 2048^3 jax.jit and torch matmuls, interleaved with the steps: the peak that the FLOP
+                  utilization is measured against, under the same machine load
+Reported: median/min ms per step, ratios, compile times, parameter count, XLA's cost-analysis FLOPs of the step
+and FLOP utilization = FLOPs / step time / peak (the best matmul's GFLOP/s of this run); with --ablations, the
+step's cost broken down by removing parts (no STFT loss, no complement, forward only, ...); with --profile, the
+XLA ops that take the most time (jax.profiler trace); with --candidates, proposed layer changes vs the current ones.
+
+  python -m benchmarks.train_step [--repeats 10] [--no_compile] [--devices 1,4] [--torch_threads 1,2]
+                                  [--ablations] [--profile] [--candidates]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+from benchmarks import common
+
+CONFIG_NAME = 'configs/base.py, data.source=synthetic'
+
+
+def base_config():
+  from configs import base  # pylint: disable=g-import-not-at-top
+  config = base.get_config()
+  config.data.source = 'synthetic'
+  return config
+
+
+def flops_of(compiled) -> float | None:
+  """FLOPs of a compiled JAX computation from XLA's cost analysis (None where the backend gives none)."""
+  analysis = compiled.cost_analysis()
+  if isinstance(analysis, (list, tuple)):  # older jax: one dict per computation
+    analysis = analysis[0] if analysis else None
+  if not analysis or 'flops' not in analysis:
+    return None
+  return float(analysis['flops'])
+
+
+class JaxStep:
+  """The project's jitted, sharded, donating train step on a mesh of the first `num_devices` devices."""
+
+  def __init__(self, config, batch: dict[str, np.ndarray], num_devices: int = 1):
+    import jax  # pylint: disable=g-import-not-at-top
+    from srcvq_jax import sharding  # pylint: disable=g-import-not-at-top
+    from srcvq_jax import trainer  # pylint: disable=g-import-not-at-top
+    self.mesh = sharding.create_mesh(config.mesh, devices=jax.devices()[:num_devices])
+    tx = trainer.create_optimizer(config)
+    with jax.set_mesh(self.mesh):
+      graphdef, self.state = trainer.create_train_state(config, self.mesh, tx)
+      self.initial_params = jax.device_get(self.state['params'])
+      step = trainer.jit_train_step(config, graphdef, tx, self.mesh,
+                                    jax.tree.map(lambda x: x.sharding, self.state))
+      self.batch = sharding.to_global(batch, self.mesh)
+      self.rng = jax.random.key(config.train.seed)
+      start = time.perf_counter()
+      lowered = step.lower(self.state, self.batch, self.rng)
+      self.trace_s = time.perf_counter() - start
+      start = time.perf_counter()
+      self.compiled = lowered.compile()
+      self.compile_s = time.perf_counter() - start
+    self.flops = flops_of(self.compiled)
+    self.num_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(self.initial_params))
+
+  def __call__(self):
+    self.state, metrics = self.compiled(self.state, self.batch, self.rng)
+    return metrics['train/loss']
+
+
+class TorchStep:
+  """torch_reference.TrainStep on the same batch, starting from the JAX parameters, with `threads` intra-op threads.
+
+  The thread count is set before every call, so steps with different counts can be interleaved: on a loaded
+  2-core machine, torch's OpenMP barriers with 2 threads can be several times slower than 1 thread (a thread
+  that loses its core stalls the others), while on a quiet one 2 threads win; both are timed, and the ratios
+  use the faster one.
+  """
+
+  def __init__(self, config, batch, params, *, compile: bool, threads: int, model=None):
+    import torch  # pylint: disable=g-import-not-at-top
+    from benchmarks import torch_reference  # pylint: disable=g-import-not-at-top
+    self.threads = threads
+    torch.set_num_threads(threads)
+    if model is None:
+      model = torch_reference.VQVAE(config)
+      torch_reference.load_jax_params(model, params)
+      self.step = torch_reference.TrainStep(model, config, compile=compile)
+    else:  # share another TorchStep's model, optimizer and compiled function (thread count differs)
+      self.step = model.step
+    self.batch = torch_reference.batch_to_torch(batch)
+    start = time.perf_counter()
+    self()  # eager: allocator warm-up; compile: tracing + inductor codegen (the first step)
+    self.first_step_s = time.perf_counter() - start
+
+  def __call__(self):
+    import torch  # pylint: disable=g-import-not-at-top
+    torch.set_num_threads(self.threads)
+    return self.step(self.batch)['loss']
+
+
+def torch_flops(config, batch, params) -> float | None:
+  """FLOPs of one torch eager step counted by torch.utils.flop_counter (matmuls/convolutions only): a cross-check."""
+  torch = common.torch_or_none()
+  if torch is None:
+    return None
+  from torch.utils.flop_counter import FlopCounterMode  # pylint: disable=g-import-not-at-top
+  step = TorchStep(config, batch, params, compile=False, threads=1)
+  with FlopCounterMode(display=False) as counter:
+    step()
+  return float(counter.get_total_flops())
+
+
+def run_ablations(args, batch):
+  """Step time with parts removed (each variant its own jitted step), interleaved: where the time goes."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from srcvq_jax import spectral  # pylint: disable=g-import-not-at-top
+  from srcvq_jax import trainer  # pylint: disable=g-import-not-at-top
+
+  def with_weights(**weights):
+    config = base_config()
+    for name, value in weights.items():
+      config.loss.weights[name] = value
+    return config
+
+  variants = {
+      'full step': base_config(),
+      'no STFT loss': with_weights(selective_stft=0.0, complement_stft=0.0),
+      'no complement (1 decode)': with_weights(complement_l1=0.0, complement_stft=0.0),
+      'L1 only, 1 decode': with_weights(complement_l1=0.0, complement_stft=0.0, selective_stft=0.0),
+  }
+  fns, flops = {}, {}
+  for name, config in variants.items():
+    step = JaxStep(config, batch, 1)
+    fns[name], flops[name] = step, step.flops
+
+  # Forward only (loss value, no gradient, no Adam) and the loss with eval-mode (argmax) codes.
+  config = base_config()
+  full = JaxStep(config, batch, 1)
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  graphdef, _ = trainer.split_model(nnx.eval_shape(lambda: trainer.create_model(config)))
+  params = full.state['params']
+
+  def forward(params, batch, key):
+    return trainer._forward(graphdef, params, batch, config, key, 1.0)[0]  # pylint: disable=protected-access
+
+  with jax.set_mesh(full.mesh):
+    fwd = jax.jit(forward).lower(params, full.batch, full.rng).compile()
+    grad = jax.jit(jax.grad(forward)).lower(params, full.batch, full.rng).compile()
+  fns['forward only (loss)'] = lambda: fwd(params, full.batch, full.rng)
+  fns['forward+backward (no Adam)'] = lambda: grad(params, full.batch, full.rng)
+  flops['forward only (loss)'], flops['forward+backward (no Adam)'] = flops_of(fwd), flops_of(grad)
+
+  # The STFT magnitudes of the step alone: 2 selections x (prediction + target) of [B, C, T], forward+backward.
+  n_fft, hop = config.loss.n_fft, config.loss.hop
+  audio = jnp.asarray(np.random.default_rng(0).standard_normal((2 * config.data.batch_size, 2,
+                                                                 config.data.segment_length)), jnp.float32)
+
+  def stft_part(x):
+    target = jax.lax.stop_gradient(x[::-1])
+    diff = spectral.stft_magnitude(x, n_fft, hop, 1e-8) - spectral.stft_magnitude(target, n_fft, hop, 1e-8)
+    return jnp.mean(jnp.abs(diff))
+
+  stft_grad = jax.jit(jax.grad(stft_part))
+  fns['STFT-L1 of the step alone (fwd+bwd)'] = lambda: stft_grad(audio)
+
+  stats = common.interleaved(fns, warmup=2, repeats=args.repeats)
+  full_ms = stats['full step']['median_ms']
+  for name, s in stats.items():
+    common.emit('train_step_ablation', impl=name, config=CONFIG_NAME + ', 1-device mesh', stats=s,
+                share_of_full_step=s['median_ms'] / full_ms, xla_gflop=(flops.get(name) or 0) / 1e9)
+
+
+# --- Candidate optimization (proposed for srcvq_jax/models/layers.py; measured here by patching in-process) -------
+
+
+def transposed_conv_input_side(self, x):
+  """TransposedConv.__call__ computed from the input side: output block b (s samples) = x[b] @ W[:s] + x[b-1] @ W[s:].
+
+  One matmul of [x[b], x[b-1]] (channels concatenated, [B, T'+1, 2 Cin]) with the kernel as [2 Cin, s Cout] gives
+  every output block directly, instead of a [B, T', 2 s Cout] product followed by a padded overlap-add. It moves
+  less data where Cin < s * Cout (every decoder block of configs/base.py but the last, whose Cout is 2); same
+  FLOPs, same parameters, outputs equal to float32 rounding.
+  """
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  batch, frames, channels = x.shape
+  s, cout = self.stride, self.out_channels
+  # [2s, Cin, Cout] -> [2 (half), Cin, s, Cout] -> [2 Cin, s Cout]: rows 0..Cin-1 taps 0..s-1, then taps s..2s-1.
+  kernel = self.kernel[...].reshape(2, s, channels, cout).transpose(0, 2, 1, 3).reshape(2 * channels, s * cout)
+  pairs = jnp.concatenate([jnp.pad(x, ((0, 0), (0, 1), (0, 0))), jnp.pad(x, ((0, 0), (1, 0), (0, 0)))], axis=-1)
+  y = jnp.dot(pairs.astype(self.dtype), kernel.astype(self.dtype), preferred_element_type=jnp.float32)
+  out = y.reshape(batch, (frames + 1) * s, cout)[:, s // 2:s // 2 + frames * s]
+  return out + self.bias[...]
+
+
+def run_candidates(args, batch):
+  """The step with the candidate TransposedConv (where Cin < s * Cout) vs the current one, interleaved."""
+  from srcvq_jax.models import layers  # pylint: disable=g-import-not-at-top
+  current = layers.TransposedConv.__call__
+
+  def candidate(self, x):
+    if x.shape[-1] < self.stride * self.out_channels:
+      return transposed_conv_input_side(self, x)
+    return current(self, x)
+
+  steps = {'current layers': JaxStep(base_config(), batch, 1)}
+  layers.TransposedConv.__call__ = candidate
+  try:
+    steps['candidate: TransposedConv from the input side'] = JaxStep(base_config(), batch, 1)
+  finally:
+    layers.TransposedConv.__call__ = current
+  losses = {name: float(step()) for name, step in steps.items()}  # first step: same params, same batch
+  stats = common.interleaved(steps, warmup=2, repeats=args.repeats)
+  base = stats['current layers']['median_ms']
+  for name, s in stats.items():
+    common.emit('train_step_candidate', impl=name, config=CONFIG_NAME + ', 1-device mesh', stats=s,
+                speedup=base / s['median_ms'], first_loss=losses[name],
+                loss_rel_diff=abs(losses[name] - losses['current layers']) / abs(losses['current layers']))
+
+
+# --- Profile: XLA ops of the step by time -----------------------------------------------------------------------
+
+
+def run_profile(args, batch, top: int = 25):
+  """Traces a few steps with jax.profiler and prints the XLA:CPU ops (thunks) that take the most time per step."""
+  import collections  # pylint: disable=g-import-not-at-top
+  import glob  # pylint: disable=g-import-not-at-top
+  import gzip  # pylint: disable=g-import-not-at-top
+  import json  # pylint: disable=g-import-not-at-top
+  import re  # pylint: disable=g-import-not-at-top
+  import tempfile  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+
+  step = JaxStep(base_config(), batch, 1)
+  for _ in range(2):
+    jax.block_until_ready(step())
+  shapes, kinds = {}, {}
+  for line in step.compiled.as_text().splitlines():
+    match = re.match(r'\s*(?:ROOT )?%?([\w.\-]+) = (\S+) ', line)
+    if match:
+      shapes[match.group(1)] = match.group(2)
+      op = re.search(r'op_name="([^"]*)"', line)
+      kinds[match.group(1)] = op.group(1).rsplit('/', 1)[-1] if op else ''
+  steps = max(3, args.repeats // 2)
+  with tempfile.TemporaryDirectory() as directory:
+    with jax.profiler.trace(directory, create_perfetto_trace=True):
+      for _ in range(steps):
+        jax.block_until_ready(step())
+    trace_file = sorted(glob.glob(os.path.join(directory, '**', '*.json.gz'), recursive=True))[-1]
+    with gzip.open(trace_file) as f:
+      trace = json.load(f)
+  events = trace['traceEvents'] if isinstance(trace, dict) else trace
+  per_op = collections.Counter()
+  for event in events:
+    name = event.get('name', '')
+    # Python frames ('$...') and executor bookkeeping enclose the ops: skip them.
+    if event.get('ph') == 'X' and name in shapes:
+      per_op[name] += event.get('dur', 0) / 1e3 / steps
+  total = sum(per_op.values())
+  by_kind = collections.Counter()
+  for name, ms in per_op.items():
+    by_kind[re.sub(r'\.\d+$', '', name)] += ms
+  config = CONFIG_NAME + ', 1-device mesh'
+  common.emit('train_step_profile', impl='total of XLA ops', config=config, units='ms/step', ms=total,
+              note='sum over ops; ops can overlap, so it can exceed the step time')
+  for kind, ms in by_kind.most_common(12):
+    common.emit('train_step_profile', impl=f'kind {kind}', config=config, units='ms/step', ms=ms,
+                share=ms / total)
+  for name, ms in per_op.most_common(top):
+    common.emit('train_step_profile', impl=name, config=config, units='ms/step', ms=ms, share=ms / total,
+                shape=shapes.get(name, ''), jax_op=kinds.get(name, ''))
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--repeats', type=int, default=10)
+  parser.add_argument('--warmup', type=int, default=3)
+  parser.add_argument('--devices', default='1', help='comma-separated mesh sizes to time (e.g. 1,8)')
+  parser.add_argument('--no_compile', action='store_true', help='skip torch.compile (its first step takes ~30 s)')
+  parser.add_argument('--torch_threads', default='1,2', help='comma-separated torch intra-op thread counts')
+  parser.add_argument('--ablations', action='store_true', help='also time the step with parts removed')
+  parser.add_argument('--candidates', action='store_true', help='also time the proposed layer changes')
+  parser.add_argument('--profile', action='store_true', help='also print the XLA ops that take the most time')
+  args = parser.parse_args()
+
+  import jax  # pylint: disable=g-import-not-at-top
+  from srcvq_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+
+  config = base_config()
+  batch = next(input_pipeline.synthetic_batches(config, config.data.batch_size, seed=0))
+  visible = jax.device_count()
+  fns, jax_steps = {}, {}
+  for count in sorted({1} | {int(c) for c in args.devices.split(',')}):  # 1 always: the ratios use it
+    if count > visible or config.data.batch_size % count:
+      reason = (f'only {visible} devices visible (XLA_FLAGS=--xla_force_host_platform_device_count=N)'
+                if count > visible else f'batch {config.data.batch_size} does not split over {count} devices')
+      common.emit('train_step', impl=f'jax_{count}dev', config=CONFIG_NAME, units='skipped', note=reason)
+      continue
+    step = JaxStep(config, batch, count)
+    jax_steps[count] = step
+    fns['jax' if count == 1 else f'jax_{count}dev'] = step
+  first = jax_steps[min(jax_steps)]
+
+  torch = common.torch_or_none()
+  first_step_s = {}
+  if torch is not None:
+    thread_counts = [int(t) for t in args.torch_threads.split(',')]
+    for kind in ('eager', 'compile'):
+      if kind == 'compile' and args.no_compile:
+        continue
+      shared = None
+      for threads in thread_counts:
+        name = f'torch_{kind}_{threads}t'
+        fns[name] = TorchStep(config, batch, first.initial_params, compile=kind == 'compile', threads=threads,
+                              model=shared)
+        first_step_s[name] = fns[name].first_step_s
+        shared = shared or fns[name]
+
+  # The peak, interleaved with the steps so that it sees the same machine load.
+  rng = np.random.default_rng(0)
+  n = 2048
+  a, b = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
+  ja, jb = jax.device_put(a, jax.devices()[0]), jax.device_put(b, jax.devices()[0])
+  jit_matmul = jax.jit(lambda x, y: x @ y)
+  fns['matmul_jax'] = lambda: jit_matmul(ja, jb)
+  if torch is not None:
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    threads = os.cpu_count() or 1
+    fns['matmul_torch'] = lambda: (torch.set_num_threads(threads), ta @ tb)[1]
+
+  stats = common.interleaved(fns, warmup=args.warmup, repeats=args.repeats)
+  peaks = {k: 2.0 * n**3 / (s['median_ms'] * 1e-3) / 1e9 for k, s in stats.items() if k.startswith('matmul')}
+  peak_impl = max(peaks, key=peaks.get)
+  peak = peaks[peak_impl]
+  for impl, value in peaks.items():
+    common.emit('train_step', impl=impl, config=f'float32 {n}^3 (peak reference)', stats=stats[impl],
+                gflops=value)
+
+  step_flops = first.flops
+  torch_counted = torch_flops(config, batch, first.initial_params) if torch is not None else None
+  jax_ms = stats['jax']['median_ms']
+  for impl, s in stats.items():
+    if impl.startswith('matmul'):
+      continue
+    extra = {}
+    if step_flops:
+      extra['gflop_per_step'] = step_flops / 1e9
+      extra['gflops'] = step_flops / (s['median_ms'] * 1e-3) / 1e9
+      extra['peak_fraction'] = extra['gflops'] / peak
+    extra['speedup_of_jax'] = s['median_ms'] / jax_ms  # > 1: our step is faster than this one
+    if impl.startswith('jax'):
+      step = jax_steps[1 if impl == 'jax' else int(impl.split('_')[1][:-3])]
+      extra.update(mesh_devices=len(step.mesh.devices.flat), visible_devices=visible,
+                   trace_s=step.trace_s, compile_s=step.compile_s)
+    else:
+      extra['first_step_s'] = first_step_s[impl]
+    common.emit('train_step', impl=impl, config=CONFIG_NAME, stats=s, units='ms/step', **extra)
+
+  summary = {
+      'jax_ms': jax_ms,
+      'params': first.num_params,
+      'xla_gflop_per_step': (step_flops or 0) / 1e9,
+      'torch_counted_gflop_per_step': (torch_counted or 0) / 1e9,
+      'peak_gflops': peak, 'peak_impl': peak_impl,
+      'jax_peak_fraction': (step_flops / (jax_ms * 1e-3) / 1e9 / peak) if step_flops else None,
+      'jax_compile_s': first.compile_s, 'jax_trace_s': first.trace_s,
+  }
+  for kind in ('torch_eager', 'torch_compile'):
+    timed = {k: s for k, s in stats.items() if k.startswith(kind + '_')}
+    if timed:
+      best = min(timed, key=lambda k: timed[k]['median_ms'])  # the faster thread count
+      summary[f'{kind}_ms'] = timed[best]['median_ms']
+      summary[f'{kind}_best_threads'] = int(best.rsplit('_', 1)[1][:-1])
+      summary[f'speedup_vs_{kind}'] = timed[best]['median_ms'] / jax_ms
+      summary[f'{kind}_first_step_s'] = max(first_step_s[k] for k in timed)
+  common.emit('train_step', impl='summary', config=CONFIG_NAME + ', 1-device mesh', units='ms/step', **summary,
+              **common.environment())
+
+  if args.ablations:
+    run_ablations(args, batch)
+  if args.candidates:
+    run_candidates(args, batch)
+  if args.profile:
+    run_profile(args, batch)
+
+
+if __name__ == '__main__':
+  main()
