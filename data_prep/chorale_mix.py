@@ -496,6 +496,16 @@ def _drum_events(score: _Score, params: dict[str, Any], spq: float, music_end: f
 # --- Rendering --------------------------------------------------------------------------------------------------
 
 
+def renderer_available() -> bool:
+  """True when pyfluidsynth imports and a GM soundfont is found (tests skip rendering otherwise)."""
+  try:
+    import fluidsynth  # pylint: disable=g-import-not-at-top,unused-import
+    find_soundfont()
+  except (ImportError, OSError):
+    return False
+  return True
+
+
 def find_soundfont(path: str | None = None) -> str:
   """The soundfont to use: `path`, else $CHORALE_MIX_SOUNDFONT, else FluidR3 GM where distributions install it."""
   candidates = [path] if path else ([os.environ['CHORALE_MIX_SOUNDFONT']] if os.environ.get('CHORALE_MIX_SOUNDFONT')

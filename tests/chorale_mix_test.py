@@ -15,16 +15,8 @@ SECONDS = 3.0
 NUM_TRACKS = 3  # 1 test, 2 train of which 1 validation
 
 
-def _have_renderer() -> bool:
-  try:
-    import fluidsynth  # pylint: disable=g-import-not-at-top,unused-import
-    chorale_mix.find_soundfont()
-  except (ImportError, OSError):
-    return False
-  return True
-
-
-pytestmark = pytest.mark.skipif(not _have_renderer(), reason='needs pyfluidsynth and a GM soundfont')
+pytestmark = pytest.mark.skipif(not chorale_mix.renderer_available(),
+                                reason='needs pyfluidsynth and a GM soundfont')
 
 
 def _read(path):

@@ -31,16 +31,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCES = ('vocals', 'bass', 'drums', 'other')
 
 
-def _have_renderer() -> bool:
-  try:
-    import fluidsynth  # pylint: disable=g-import-not-at-top,unused-import
-    chorale_mix.find_soundfont()
-  except (ImportError, OSError):
-    return False
-  return True
-
-
-needs_renderer = pytest.mark.skipif(not _have_renderer(), reason='needs pyfluidsynth and a GM soundfont')
+needs_renderer = pytest.mark.skipif(not chorale_mix.renderer_available(),
+                                    reason='needs pyfluidsynth and a GM soundfont')
 
 
 @pytest.fixture(scope='module')

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
+from benchmarks import sdr_speed
 from srcvq_jax import sdr
 
 SR = 44100
@@ -22,29 +23,9 @@ TOL_DB = 0.01
 
 
 def _render(program, notes, duration_s, bank=0, channel=0):
-  """Renders notes [(on_s, off_s, key, velocity)] to [n_samples, 2] float64."""
-  fluidsynth = pytest.importorskip('fluidsynth')
-  synth = fluidsynth.Synth(samplerate=float(SR))
-  try:
-    sfid = synth.sfload(SOUNDFONT)
-    synth.program_select(channel, sfid, bank, program)
-    events = sorted([(on, 1, k, v) for on, _, k, v in notes] +
-                    [(off, 0, k, 0) for _, off, k, _ in notes])
-    chunks, pos = [], 0
-    for when, is_on, key, vel in events:
-      n = int(when * SR) - pos
-      if n > 0:
-        chunks.append(synth.get_samples(n))
-        pos += n
-      if is_on:
-        synth.noteon(channel, key, vel)
-      else:
-        synth.noteoff(channel, key)
-    chunks.append(synth.get_samples(int(duration_s * SR) - pos))
-  finally:
-    synth.delete()
-  # get_samples returns interleaved int16 stereo.
-  return np.concatenate(chunks).reshape(-1, 2).astype(np.float64) / 32768.0
+  """Renders notes [(on_s, off_s, key, velocity)] to [n_samples, 2] float64 (the benchmark's renderer)."""
+  pytest.importorskip('fluidsynth')
+  return sdr_speed.render_stem(SOUNDFONT, program, notes, duration_s, bank=bank, channel=channel)
 
 
 @pytest.fixture(scope='module')
