@@ -63,7 +63,10 @@ class Decoder(nnx.Module):
       self.convs.append(layers.TransposedConv(width, target, stride, dtype=dtype, rngs=rngs))
 
   def __call__(self, slots: jax.Array) -> jax.Array:
-    x = self.from_slots(slots)
+    return self.upsample(self.from_slots(slots))
+
+  def upsample(self, x: jax.Array) -> jax.Array:
+    """Everything after the first 1x1 layer: [B, T', width] -> [B, T, C]."""
     last = len(self.convs) - 1
     for i, (mix, conv) in enumerate(zip(self.mixes, self.convs)):
       x = conv(layers.glu(mix(x)))
@@ -104,12 +107,20 @@ class VQVAE(nnx.Module):
     """
     batch, frames, num_sources, slot_dim = vectors.shape
     num_masks = masks.shape[1]
-    selected = vectors[:, None] * masks[:, :, None, :, None].astype(vectors.dtype)  # [B, M, T', S, HD]
+    # The first decoder layer is linear in the (masked) slots, so each source's slot is projected once and the M
+    # selections are masked sums of those projections: one [S x HD -> width] matmul instead of M (separation
+    # decodes M = S selections, training M = 2). Same result as projecting each masked concatenation/sum.
+    layer = self.decoder.from_slots
+    kernel = layer.kernel[...]
     if self.decoder_input == 'concat':
-      slots = selected.reshape(batch * num_masks, frames, num_sources * slot_dim)
+      kernel = kernel.reshape(num_sources, slot_dim, -1)  # rows of the concatenation, grouped by source
+      spec = 'btsd,sdw->btsw'
     else:
-      slots = selected.sum(axis=3).reshape(batch * num_masks, frames, slot_dim)
-    audio = self.decoder(slots)
+      spec = 'btsd,dw->btsw'
+    # (No preferred_element_type: XLA:CPU has no batched bf16 x bf16 -> f32 dot; cast the result instead.)
+    projected = jnp.einsum(spec, vectors.astype(layer.dtype), kernel.astype(layer.dtype)).astype(jnp.float32)
+    hidden = jnp.einsum('btsw,bms->bmtw', projected, masks.astype(projected.dtype)) + layer.bias[...]
+    audio = self.decoder.upsample(hidden.reshape(batch * num_masks, frames, -1))
     return audio.reshape(batch, num_masks, *audio.shape[1:])
 
   def decode_codes(self, codes: jax.Array, masks: jax.Array) -> jax.Array:
