@@ -29,22 +29,6 @@ def config_from_dict(config_dict: dict) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(config_dict)
 
 
-def abstract_train_state(config, mesh) -> tuple[Any, Any]:
-  """(graphdef, train state as ShapeDtypeStructs with the shardings trainer.create_train_state gives on `mesh`).
-
-  Nothing is allocated. jax.eval_shape of create_train_state keeps shapes and dtypes but drops the out_shardings of
-  its jitted init, so the shardings are put back with sharding.state_shardings, the function that init uses.
-  """
-  import jax  # pylint: disable=g-import-not-at-top
-  from srcvq_jax import sharding, trainer  # pylint: disable=g-import-not-at-top
-
-  tx = trainer.create_optimizer(config)
-  with jax.set_mesh(mesh):
-    graphdef, shapes = jax.eval_shape(lambda: trainer.create_train_state(config, mesh, tx))
-  shardings = sharding.state_shardings(mesh, shapes)
-  return graphdef, jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), shapes, shardings)
-
-
 def open_checkpoints(workdir: str):
   """(read-only CheckpointManager of WORKDIR/checkpoints, its latest step); cli.UserError when there is none.
 
@@ -77,7 +61,7 @@ def load_checkpoint_params(workdir: str, step: int | None = None) -> tuple[ml_co
   Raises:
     cli.UserError: no such workdir, no checkpoint in it, or no checkpoint `step`.
   """
-  from srcvq_jax import checkpointing, sharding  # pylint: disable=g-import-not-at-top
+  from srcvq_jax import checkpointing, sharding, trainer  # pylint: disable=g-import-not-at-top
 
   manager, latest = open_checkpoints(workdir)
   try:
@@ -88,7 +72,7 @@ def load_checkpoint_params(workdir: str, step: int | None = None) -> tuple[ml_co
                           f'{sorted(manager.all_steps())})')
     config = config_from_dict(checkpointing.restore_config(manager, step))
     mesh = sharding.create_mesh(ml_collections.ConfigDict(_EXPORT_MESH))
-    _, target = abstract_train_state(config, mesh)
+    _, target = trainer.abstract_train_state(config, mesh)
     # The whole state is restored (the checkpoint's structure) and only params are kept: checkpointing.py has no
     # partial restore, and the moments cost ~2x params of memory for the time of an export.
     state = checkpointing.restore(manager, step, target)

@@ -83,6 +83,20 @@ def create_train_state(config, mesh, tx) -> tuple[nnx.GraphDef, State]:
   return graphdef, state
 
 
+def abstract_train_state(config, mesh) -> tuple[nnx.GraphDef, State]:
+  """(graphdef, train state as ShapeDtypeStructs with the shardings create_train_state gives on `mesh`).
+
+  Nothing is allocated (restore targets, ahead-of-time compilation). jax.eval_shape of create_train_state keeps
+  shapes and dtypes but drops the out_shardings of its jitted init, so they are put back with the same
+  sharding.state_shardings that init uses.
+  """
+  tx = create_optimizer(config)
+  with jax.set_mesh(mesh):
+    graphdef, shapes = jax.eval_shape(lambda: create_train_state(config, mesh, tx))
+  shardings = sharding.state_shardings(mesh, shapes)
+  return graphdef, jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), shapes, shardings)
+
+
 # --- Steps -------------------------------------------------------------------------------------------------------
 
 

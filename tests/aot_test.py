@@ -1,6 +1,6 @@
 """Ahead-of-time compile of configs/tpu.py's train step for 8 devices: memory per device and FLOPs, no state allocated.
 
-The step is lowered from ShapeDtypeStructs carrying the shardings the trainer uses (export.abstract_train_state), so
+The step is lowered from ShapeDtypeStructs carrying the shardings the trainer uses (trainer.abstract_train_state), so
 the check costs a compile, not the model's memory. The 8 devices are fake CPU devices (tests/conftest.py): the
 numbers are XLA:CPU's, a stand-in for a TPU host's (TPU fusion and layouts differ; the order of magnitude holds).
 Run with -s to see the report.
@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from srcvq_jax import config_lib
-from srcvq_jax import export
 from srcvq_jax import input_pipeline
 from srcvq_jax import sharding
 from srcvq_jax import trainer
@@ -51,7 +50,7 @@ def compile_train_step(fsdp: int):
   config = _tpu_config(fsdp)
   mesh = sharding.create_mesh(config.mesh)
   config_lib.validate(config, num_devices=mesh.devices.size)
-  graphdef, state = export.abstract_train_state(config, mesh)
+  graphdef, state = trainer.abstract_train_state(config, mesh)
   state_shardings = jax.tree.map(lambda x: x.sharding, state)
   jit_step = trainer.jit_train_step(config, graphdef, trainer.create_optimizer(config), mesh, state_shardings)
   rng = jax.ShapeDtypeStruct((), jax.eval_shape(lambda: jax.random.key(0)).dtype,

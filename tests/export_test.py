@@ -20,13 +20,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST_COMPILE = 'jax_disable_most_optimizations'
 
 
-@pytest.fixture
-def fast_compile():
-  previous = jax.config.read(FAST_COMPILE)
-  jax.config.update(FAST_COMPILE, True)
-  yield
-  jax.config.update(FAST_COMPILE, previous)
-
 
 def _run_export(*args):
   return subprocess.run([sys.executable, '-m', 'srcvq_jax.export', *args], cwd=REPO, capture_output=True,

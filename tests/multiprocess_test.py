@@ -22,7 +22,6 @@ import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from srcvq_jax import checkpointing
-from srcvq_jax import export
 from srcvq_jax import input_pipeline
 from srcvq_jax import sharding
 from srcvq_jax import trainer
@@ -149,13 +148,6 @@ def test_processes_share_one_mesh_and_end_with_identical_params(two_process_run)
     np.testing.assert_array_equal(params[0][key], params[1][key], err_msg=key)
 
 
-@pytest.fixture
-def fast_compile():
-  previous = jax.config.read(FAST_COMPILE)
-  jax.config.update(FAST_COMPILE, True)
-  yield
-  jax.config.update(FAST_COMPILE, previous)
-
 
 @pytest.mark.slow
 def test_two_processes_equal_one_process_over_the_same_global_batches(two_process_run, fast_compile):
@@ -207,7 +199,7 @@ def test_checkpoint_of_two_processes_restores_in_one_process_with_target_shardin
   mesh = sharding.create_mesh(config.mesh)
   # 'trainer': the shardings a resumed 1-process run asks for; 'split': every leaf it can be split over the 8
   # devices (the ci model's params are below the fsdp size threshold, so this forces a real resharding).
-  _, target = export.abstract_train_state(config, mesh)
+  _, target = trainer.abstract_train_state(config, mesh)
   if layout == 'split':
     target = jax.tree.map(lambda x: _split_over_all_devices(mesh, x), target)
     assert any(not x.sharding.is_fully_replicated for x in jax.tree.leaves(target))
