@@ -1,11 +1,18 @@
 """Checks of an experiment config that fail fast, with one clear line, before anything is built."""
 from __future__ import annotations
 
+import copy
 import math
+
+import ml_collections
 
 DTYPES = ('float32', 'bfloat16')
 DECODER_INPUTS = ('concat', 'sum')
 DATA_SOURCES = ('synthetic', 'tfds')
+
+
+# Config fields that are tuples in configs/*.py and come back from JSON as lists.
+_TUPLE_FIELDS = (('model', 'channels'), ('model', 'strides'), ('data', 'sources'))
 
 
 class ConfigError(ValueError):
@@ -83,3 +90,14 @@ def validate(config, num_devices: int | None = None) -> None:
     require(train[name] >= 1, f'train.{name}={train[name]} must be >= 1')
   require(config.mesh.data == -1 or config.mesh.data >= 1, f'mesh.data={config.mesh.data}: -1 or >= 1')
   require(config.mesh.fsdp >= 1, f'mesh.fsdp={config.mesh.fsdp} must be >= 1')
+
+
+def config_from_dict(config_dict: dict) -> ml_collections.ConfigDict:
+  """The experiment ConfigDict from its JSON form (checkpoint or export), lists back to tuples where configs use
+  tuples."""
+  config_dict = copy.deepcopy(config_dict)
+  # Converted before the ConfigDict exists: its type checks would keep a list field a list.
+  for group, field in _TUPLE_FIELDS:
+    if field in config_dict.get(group, {}):
+      config_dict[group][field] = tuple(config_dict[group][field])
+  return ml_collections.ConfigDict(config_dict)

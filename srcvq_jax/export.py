@@ -19,14 +19,10 @@ import ml_collections
 
 # JAX, Orbax and the model are imported inside the functions: a flag error prints before they load.
 from srcvq_jax import cli
+from srcvq_jax import config_lib
 
 # Restore targets are replicated over all devices: an export does not depend on the training mesh.
 _EXPORT_MESH = {'data': -1, 'fsdp': 1}
-
-
-def config_from_dict(config_dict: dict) -> ml_collections.ConfigDict:
-  """The experiment ConfigDict of a saved config dict (checkpoint or export config.json)."""
-  return ml_collections.ConfigDict(config_dict)
 
 
 def open_checkpoints(workdir: str):
@@ -46,7 +42,7 @@ def open_checkpoints(workdir: str):
   latest = manager.latest_step()
   if latest is None:
     manager.close()
-    raise cli.UserError(f'{directory} holds no finished checkpoint yet: train until the first '
+    raise cli.UserError(f'no checkpoint yet: {directory} holds no finished checkpoint; train until the first '
                         'train.checkpoint_every step')
   return manager, latest
 
@@ -70,7 +66,7 @@ def load_checkpoint_params(workdir: str, step: int | None = None) -> tuple[ml_co
     elif step not in manager.all_steps():
       raise cli.UserError(f'no checkpoint of step {step} in {manager.directory} (steps: '
                           f'{sorted(manager.all_steps())})')
-    config = config_from_dict(checkpointing.restore_config(manager, step))
+    config = config_lib.config_from_dict(checkpointing.restore_config(manager, step))
     mesh = sharding.create_mesh(ml_collections.ConfigDict(_EXPORT_MESH))
     _, target = trainer.abstract_train_state(config, mesh)
     # The whole state is restored (the checkpoint's structure) and only params are kept: checkpointing.py has no

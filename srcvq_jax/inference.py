@@ -25,7 +25,6 @@ A track no longer than one window runs as one call of its own (stride-padded) le
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import functools
 import logging
@@ -34,8 +33,6 @@ import os
 from typing import Any, Sequence
 
 import jax
-import jax.numpy as jnp
-import ml_collections
 import numpy as np
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
@@ -43,11 +40,10 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from srcvq_jax import checkpointing
 from srcvq_jax import cli
 from srcvq_jax import config_lib
+from srcvq_jax import export
 from srcvq_jax import quantizer as quantizer_lib
 from srcvq_jax import trainer
 
-# Config fields that are tuples in configs/*.py and come back from JSON as lists.
-_TUPLE_FIELDS = (('model', 'channels'), ('model', 'strides'), ('data', 'sources'))
 # Default window: this many training segments. With the exact margin (768 samples for strides (4, 4, 4, 4)) one
 # segment spends ~7% of the compute on overlap, and shorter windows keep activations closer to the CPU caches
 # (benchmarks/separation_speed.py sweeps window and batch).
@@ -59,16 +55,6 @@ DEFAULT_ACCELERATOR_BATCH_PER_DEVICE = 8
 
 
 # --- Config and audio helpers ------------------------------------------------------------------------------------
-
-
-def config_from_dict(config_dict: dict) -> ml_collections.ConfigDict:
-  """The experiment ConfigDict from its JSON form (lists back to tuples where the configs use tuples)."""
-  config_dict = copy.deepcopy(config_dict)
-  # Converted before the ConfigDict exists: its type checks would keep a list field a list.
-  for group, field in _TUPLE_FIELDS:
-    if field in config_dict.get(group, {}):
-      config_dict[group][field] = tuple(config_dict[group][field])
-  return ml_collections.ConfigDict(config_dict)
 
 
 def resample(audio: np.ndarray, from_rate: int, to_rate: int, axis: int = -2) -> np.ndarray:
@@ -530,7 +516,7 @@ def load(path: str, *, step: int | None = None, window: int | None = None, batch
     raise cli.UserError(f'{path}: no such directory (expected a training workdir or an export dir)')
   sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   if checkpointing.is_export(path):
-    config = config_from_dict(checkpointing.load_export_config(path))
+    config = config_lib.config_from_dict(checkpointing.load_export_config(path))
     graphdef, abstract = _abstract_params(config, sharding)
     params = checkpointing.restore_export_params(path, abstract)
     return Separator(config, graphdef, params, path=path, window=window, batch_size=batch_size, devices=devices)
@@ -543,26 +529,11 @@ def load(path: str, *, step: int | None = None, window: int | None = None, batch
   absl_logger = logging.getLogger('absl')
   level = absl_logger.level
   absl_logger.setLevel(logging.ERROR)
-  manager = checkpointing.create_manager(path, read_only=True)
   try:
-    steps = manager.all_steps()
-    if not steps:
-      raise cli.UserError(f'{path}: no checkpoint in {checkpoints} (train first)')
-    if step is None:
-      step = max(steps)
-    elif step not in steps:
-      raise cli.UserError(f'{path}: no checkpoint of step {step} (has {sorted(steps)})')
-    config = config_from_dict(checkpointing.restore_config(manager, step))
-    graphdef, abstract = _abstract_params(config, sharding)
-    # Orbax 0.12.8's StandardRestore needs the saved tree's structure (a params-only target is rejected), so the
-    # target is the whole abstract train state; only params are kept.
-    tx = trainer.create_optimizer(config)
-    state = jax.eval_shape(lambda p: {'params': p, 'opt_state': tx.init(p), 'step': jnp.zeros((), jnp.int32)},
-                           abstract)
-    state = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), state)
-    params = checkpointing.restore(manager, step, state)['params']
+    config, params, step = export.load_checkpoint_params(path, step)
   finally:
-    manager.close()
     absl_logger.setLevel(level)
+  graphdef, _ = trainer.split_model(nnx.eval_shape(lambda: trainer.create_model(config)))
+  params = jax.device_put(params, sharding)
   return Separator(config, graphdef, params, step=int(step), path=path, window=window, batch_size=batch_size,
                    devices=devices)

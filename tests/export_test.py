@@ -11,6 +11,7 @@ from flax import nnx
 
 from srcvq_jax import checkpointing
 from srcvq_jax import cli
+from srcvq_jax import config_lib
 from srcvq_jax import export
 from srcvq_jax import input_pipeline
 from srcvq_jax import trainer
@@ -70,7 +71,7 @@ def test_export_equals_the_training_checkpoint(ci_config, tmp_path, fast_compile
   jax.tree.map(np.testing.assert_array_equal, jax.device_get(trained), jax.device_get(exported))
 
   # The model is rebuilt from the export's own config.json (not the test's config) and gives the same outputs.
-  export_config = export.config_from_dict(checkpointing.load_export_config(out))
+  export_config = config_lib.config_from_dict(checkpointing.load_export_config(out))
   # Equal up to JSON's types (tuples come back as lists).
   assert json.loads(export_config.to_json()) == json.loads(ci_config.to_json())
   export_graphdef, _ = trainer.split_model(nnx.eval_shape(lambda: trainer.create_model(export_config)))

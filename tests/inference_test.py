@@ -9,6 +9,7 @@ from flax import nnx
 
 from srcvq_jax import checkpointing
 from srcvq_jax import cli
+from srcvq_jax import config_lib
 from srcvq_jax import inference
 from srcvq_jax import trainer
 
@@ -153,7 +154,7 @@ def test_resample_and_match_channels():
   assert inference.resample(np.stack([x, x]), 44100, 22050, axis=1).shape == (2, 2205, 2)
   assert inference.match_channels(x[:, :1], 2).shape == (4410, 2)
   np.testing.assert_allclose(inference.match_channels(x, 1)[:, 0], x.mean(1))
-  config = inference.config_from_dict({'model': {'channels': [8, 16], 'strides': [4, 4]},
+  config = config_lib.config_from_dict({'model': {'channels': [8, 16], 'strides': [4, 4]},
                                        'data': {'sources': ['a', 'b']}})
   assert config.model.strides == (4, 4) and config.data.sources == ('a', 'b')
 
