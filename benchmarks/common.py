@@ -17,6 +17,8 @@ import sys
 import time
 from typing import Any, Callable, Mapping
 
+from srcvq_jax import cli
+
 
 def block(x: Any) -> Any:
   """Waits for JAX arrays in a pytree (no-op for NumPy/torch results): timings include the computation."""
@@ -69,7 +71,8 @@ def summarize(samples_ms) -> dict[str, Any]:
 
 def environment() -> dict[str, Any]:
   """Short description of the machine and library versions (attached to summary lines)."""
-  env = {'python': platform.python_version(), 'cpus': os.cpu_count(), 'machine': platform.machine()}
+  env = {'python': platform.python_version(), 'cpus': os.cpu_count(), 'machine': platform.machine(),
+         'malloc': cli.allocator()}
   for module in ('jax', 'flax', 'numpy', 'torch'):
     mod = sys.modules.get(module)
     if mod is not None:

@@ -14,6 +14,7 @@ import time
 import jax
 
 from benchmarks import common
+from srcvq_jax import cli
 
 
 def pipeline_rate(config, batches: int) -> tuple[float, float]:
@@ -79,4 +80,5 @@ def main():
 
 
 if __name__ == '__main__':
+  cli.relaunch_with_tcmalloc()
   main()

@@ -12,6 +12,7 @@ import argparse
 import numpy as np
 
 from benchmarks import common
+from srcvq_jax import cli
 
 
 def measure(n: int = 2048, repeats: int = 10, warmup: int = 2) -> dict[str, dict]:
@@ -59,4 +60,5 @@ def main():
 
 
 if __name__ == '__main__':
+  cli.relaunch_with_tcmalloc()
   main()

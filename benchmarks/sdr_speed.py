@@ -20,6 +20,7 @@ import time
 import numpy as np
 from scipy import signal
 
+from srcvq_jax import cli
 from srcvq_jax import sdr
 
 SR = 44100
@@ -173,4 +174,5 @@ def main():
 
 
 if __name__ == '__main__':
+  cli.relaunch_with_tcmalloc()
   main()

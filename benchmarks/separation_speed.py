@@ -20,6 +20,8 @@ import time
 
 import numpy as np
 
+from srcvq_jax import cli
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -102,8 +104,10 @@ def main():
           'first_call_s': round(compile_and_first, 2),
           'device': str(jax.devices()[0].platform),
           'cpu_count': os.cpu_count(),
+          'malloc': cli.allocator(),
       }), flush=True)
 
 
 if __name__ == '__main__':
+  cli.relaunch_with_tcmalloc()
   main()

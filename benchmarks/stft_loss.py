@@ -26,6 +26,7 @@ import os
 import numpy as np
 
 from benchmarks import common
+from srcvq_jax import cli
 
 SAMPLE_RATE = 44100
 
@@ -213,4 +214,5 @@ def main():
 
 
 if __name__ == '__main__':
+  cli.relaunch_with_tcmalloc()
   main()

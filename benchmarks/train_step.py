@@ -26,6 +26,7 @@ import time
 import numpy as np
 
 from benchmarks import common
+from srcvq_jax import cli
 
 CONFIG_NAME = 'configs/base.py, data.source=synthetic'
 
@@ -395,4 +396,5 @@ def main():
 
 
 if __name__ == '__main__':
+  cli.relaunch_with_tcmalloc()
   main()

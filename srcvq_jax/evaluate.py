@@ -483,5 +483,6 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  cli.relaunch_with_tcmalloc()
   define_flags()
   app.run(main, flags_parser=cli.parse_flags)

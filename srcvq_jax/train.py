@@ -67,5 +67,6 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  cli.relaunch_with_tcmalloc()
   flags.mark_flags_as_required(['config'])
   app.run(main, flags_parser=cli.parse_flags)

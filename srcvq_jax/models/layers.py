@@ -16,6 +16,17 @@ def _lecun_normal(rngs: nnx.Rngs, fan_in: int, shape) -> jax.Array:
   return jax.random.normal(rngs.params(), shape, jnp.float32) * (1.0 / fan_in) ** 0.5
 
 
+def matmul(x: jax.Array, kernel: jax.Array, dtype) -> jax.Array:
+  """[..., Cin] @ [Cin, Cout] -> float32 [..., Cout], with the leading axes flattened into one.
+
+  Why flatten: the weight gradient of a dot with several contracted axes (batch and time) ran 2-3x slower on
+  XLA:CPU than the same product as one 2-D matmul (benchmarks/train_step.py --candidates; 32->64 channels at
+  4 x 11008 frames: 6.8 ms vs 2.8 ms).
+  """
+  y = jnp.dot(x.reshape(-1, x.shape[-1]).astype(dtype), kernel.astype(dtype), preferred_element_type=jnp.float32)
+  return y.reshape(*x.shape[:-1], kernel.shape[-1])
+
+
 class Dense(nnx.Module):
   """Per-frame linear map [..., Cin] -> [..., Cout] (a 1x1 convolution), computed in `dtype`."""
 
@@ -25,8 +36,7 @@ class Dense(nnx.Module):
     self.dtype = dtype
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    y = jnp.dot(x.astype(self.dtype), self.kernel[...].astype(self.dtype), preferred_element_type=jnp.float32)
-    return y + self.bias[...]
+    return matmul(x, self.kernel[...], self.dtype) + self.bias[...]
 
 
 class StridedConv(nnx.Module):
@@ -49,10 +59,10 @@ class StridedConv(nnx.Module):
     batch, length, channels = x.shape
     s, cout = self.stride, self.out_channels
     x = jnp.pad(x, ((0, 0), (s // 2, s - s // 2), (0, 0)))
-    blocks = x.reshape(batch, length // s + 1, s * channels).astype(self.dtype)
+    blocks = x.reshape(batch, length // s + 1, s * channels)
     # [2s, Cin, Cout] -> [s*Cin, 2*Cout]: column block 0 = taps 0..s-1, column block 1 = taps s..2s-1.
     kernel = self.kernel[...].reshape(2, s * channels, cout).transpose(1, 0, 2).reshape(s * channels, 2 * cout)
-    y = jnp.dot(blocks, kernel.astype(self.dtype), preferred_element_type=jnp.float32)
+    y = matmul(blocks, kernel, self.dtype)
     return y[:, :-1, :cout] + y[:, 1:, cout:] + self.bias[...]
 
 
@@ -84,11 +94,10 @@ class TransposedConv(nnx.Module):
       # [2s, Cin, Cout] -> [2 Cin, s*Cout]: rows 0..Cin-1 hold taps 0..s-1, rows Cin.. taps s..2s-1.
       kernel = self.kernel[...].reshape(2, s, channels, cout).transpose(0, 2, 1, 3).reshape(2 * channels, s * cout)
       pairs = jnp.concatenate([jnp.pad(x, ((0, 0), (0, 1), (0, 0))), jnp.pad(x, ((0, 0), (1, 0), (0, 0)))], axis=-1)
-      blocks = jnp.dot(pairs.astype(self.dtype), kernel.astype(self.dtype), preferred_element_type=jnp.float32)
+      blocks = matmul(pairs, kernel, self.dtype)
     else:
       kernel = self.kernel[...].transpose(1, 0, 2).reshape(channels, 2 * s * cout)
-      y = jnp.dot(x.astype(self.dtype), kernel.astype(self.dtype), preferred_element_type=jnp.float32)
-      y = y.reshape(batch, frames, 2, s * cout)
+      y = matmul(x, kernel, self.dtype).reshape(batch, frames, 2, s * cout)
       pad = ((0, 0), (0, 1), (0, 0))
       blocks = jnp.pad(y[:, :, 0], pad) + jnp.pad(y[:, :, 1], ((0, 0), (1, 0), (0, 0)))  # [B, T'+1, s*Cout]
     out = blocks.reshape(batch, (frames + 1) * s, cout)[:, s // 2:s // 2 + frames * s]
