@@ -12,7 +12,8 @@ parameters (ported into benchmarks/torch_reference.py, whose loss and gradients 
 Reported: median/min ms per step, ratios, compile times, parameter count, XLA's cost-analysis FLOPs of the step
 and FLOP utilization = FLOPs / step time / peak (the best matmul's GFLOP/s of this run); with --ablations, the
 step's cost broken down by removing parts (no STFT loss, no complement, forward only, ...); with --profile, the
-XLA ops that take the most time (jax.profiler trace); with --candidates, proposed layer changes vs the current ones.
+XLA ops that take the most time (jax.profiler trace); with --candidates, the current layers vs each alternative
+layer form (srcvq_jax/models/layers.py) forced everywhere.
 
   python -m benchmarks.train_step [--repeats 10] [--no_compile] [--devices 1,4] [--torch_threads 1,2]
                                   [--ablations] [--profile] [--candidates]
@@ -182,44 +183,34 @@ def run_ablations(args, batch):
                 share_of_full_step=s['median_ms'] / full_ms, xla_gflop=(flops.get(name) or 0) / 1e9)
 
 
-# --- Candidate optimization (proposed for srcvq_jax/models/layers.py; measured here by patching in-process) -------
+# --- Candidates: the layer forms srcvq_jax/models/layers.py chooses between, each forced everywhere ----------------
 
-
-def transposed_conv_input_side(self, x):
-  """TransposedConv.__call__ computed from the input side: output block b (s samples) = x[b] @ W[:s] + x[b-1] @ W[s:].
-
-  One matmul of [x[b], x[b-1]] (channels concatenated, [B, T'+1, 2 Cin]) with the kernel as [2 Cin, s Cout] gives
-  every output block directly, instead of a [B, T', 2 s Cout] product followed by a padded overlap-add. It moves
-  less data where Cin < s * Cout (every decoder block of configs/base.py but the last, whose Cout is 2); same
-  FLOPs, same parameters, outputs equal to float32 rounding.
-  """
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  batch, frames, channels = x.shape
-  s, cout = self.stride, self.out_channels
-  # [2s, Cin, Cout] -> [2 (half), Cin, s, Cout] -> [2 Cin, s Cout]: rows 0..Cin-1 taps 0..s-1, then taps s..2s-1.
-  kernel = self.kernel[...].reshape(2, s, channels, cout).transpose(0, 2, 1, 3).reshape(2 * channels, s * cout)
-  pairs = jnp.concatenate([jnp.pad(x, ((0, 0), (0, 1), (0, 0))), jnp.pad(x, ((0, 0), (1, 0), (0, 0)))], axis=-1)
-  y = jnp.dot(pairs.astype(self.dtype), kernel.astype(self.dtype), preferred_element_type=jnp.float32)
-  out = y.reshape(batch, (frames + 1) * s, cout)[:, s // 2:s // 2 + frames * s]
-  return out + self.bias[...]
+# name -> (layer class attribute, value) that forces one form; the current layers choose per layer by shape.
+CANDIDATES = {
+    'GatedDense: one matmul + split everywhere': ('GatedDense', 'SPLIT_MAX_IN_FEATURES', 0),
+    'GatedDense: value/gate matmuls everywhere': ('GatedDense', 'SPLIT_MAX_IN_FEATURES', 1 << 30),
+    'StridedConv: block product everywhere': ('StridedConv', 'FORM', 'blocks'),
+    'TransposedConv: output side everywhere': ('TransposedConv', 'FORM', 'output'),
+    'TransposedConv: input side everywhere': ('TransposedConv', 'FORM', 'input'),
+}
 
 
 def run_candidates(args, batch):
-  """The step with the candidate TransposedConv (where Cin < s * Cout) vs the current one, interleaved."""
+  """The step with the current layers vs each layer form forced everywhere, interleaved (same params, same batch).
+
+  Every form computes the same function (tests/models_test.py); only speed differs. speedup > 1 means the
+  candidate is faster than the current choice.
+  """
   from srcvq_jax.models import layers  # pylint: disable=g-import-not-at-top
-  current = layers.TransposedConv.__call__
-
-  def candidate(self, x):
-    if x.shape[-1] < self.stride * self.out_channels:
-      return transposed_conv_input_side(self, x)
-    return current(self, x)
-
   steps = {'current layers': JaxStep(base_config(), batch, 1)}
-  layers.TransposedConv.__call__ = candidate
-  try:
-    steps['candidate: TransposedConv from the input side'] = JaxStep(base_config(), batch, 1)
-  finally:
-    layers.TransposedConv.__call__ = current
+  for name, (cls_name, attribute, value) in CANDIDATES.items():
+    cls = getattr(layers, cls_name)
+    previous = getattr(cls, attribute)
+    setattr(cls, attribute, value)
+    try:
+      steps[name] = JaxStep(base_config(), batch, 1)  # traced and compiled with the forced form
+    finally:
+      setattr(cls, attribute, previous)
   losses = {name: float(step()) for name, step in steps.items()}  # first step: same params, same batch
   stats = common.interleaved(steps, warmup=2, repeats=args.repeats)
   base = stats['current layers']['median_ms']
@@ -290,7 +281,7 @@ def main():
   parser.add_argument('--no_compile', action='store_true', help='skip torch.compile (its first step takes ~30 s)')
   parser.add_argument('--torch_threads', default='1,2', help='comma-separated torch intra-op thread counts')
   parser.add_argument('--ablations', action='store_true', help='also time the step with parts removed')
-  parser.add_argument('--candidates', action='store_true', help='also time the proposed layer changes')
+  parser.add_argument('--candidates', action='store_true', help='also time the alternative layer forms')
   parser.add_argument('--profile', action='store_true', help='also print the XLA ops that take the most time')
   args = parser.parse_args()
 

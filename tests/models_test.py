@@ -10,7 +10,9 @@ from srcvq_jax import models
 from srcvq_jax.models import layers
 
 
-@pytest.mark.parametrize('stride,cin,cout,length', [(4, 2, 8, 64), (3, 5, 4, 27), (2, 1, 3, 10)])
+# Both forms of StridedConv: block product + overlap (s * Cin >= Cout) and paired blocks (s * Cin < Cout, as in
+# configs/base.py's first layer: 4 x 2 -> 32).
+@pytest.mark.parametrize('stride,cin,cout,length', [(4, 2, 8, 64), (3, 5, 4, 27), (2, 1, 3, 10), (4, 2, 32, 64)])
 def test_strided_conv_equals_direct_convolution(stride, cin, cout, length):
   conv = layers.StridedConv(cin, cout, stride, rngs=nnx.Rngs(0))
   conv.bias[...] = jax.random.normal(jax.random.key(1), (cout,))
@@ -20,6 +22,19 @@ def test_strided_conv_equals_direct_convolution(stride, cin, cout, length):
       dimension_numbers=('NWC', 'WIO', 'NWC')) + conv.bias[...]
   np.testing.assert_allclose(conv(x), reference, rtol=1e-5, atol=1e-5)
   assert conv(x).shape == (2, length // stride, cout)
+
+
+@pytest.mark.parametrize('in_features', [8, 32, 48])  # two matmuls up to SPLIT_MAX_IN_FEATURES (32), then one
+def test_gated_dense_equals_glu_of_dense(in_features):
+  gated = layers.GatedDense(in_features, 2 * 16, rngs=nnx.Rngs(0))
+  gated.bias[...] = jax.random.normal(jax.random.key(1), (2 * 16,))
+  x = jax.random.normal(jax.random.key(2), (2, 7, in_features))
+  reference = layers.glu(x @ gated.kernel[...] + gated.bias[...])
+  np.testing.assert_allclose(gated(x), reference, rtol=1e-5, atol=1e-5)
+  grads = jax.grad(lambda k: jnp.sum(jnp.sin(layers.glu(x @ k + gated.bias[...]))))(gated.kernel[...])
+  graphdef, params = nnx.split(gated)
+  ours = jax.grad(lambda p: jnp.sum(jnp.sin(nnx.merge(graphdef, p)(x))))(params)
+  np.testing.assert_allclose(ours['kernel'][...], grads, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize('stride,cin,cout,frames', [(4, 8, 2, 16), (3, 4, 5, 9), (2, 3, 1, 5)])

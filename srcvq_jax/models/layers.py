@@ -44,8 +44,11 @@ class StridedConv(nnx.Module):
 
   Space-to-depth: the padded input is cut into blocks of s samples, one matmul maps every block to the two output
   frames it touches (its half-kernel as "first half" of frame t and as "second half" of frame t - 1), and the two
-  halves are added. Same arithmetic as the convolution, no im2col copy.
+  halves are added. Same arithmetic as the convolution, no im2col copy (except where s * Cin < Cout, below).
   """
+  # 'auto' picks the form by shape (see __call__); 'blocks' / 'pairs' force one (benchmarks/train_step.py
+  # --candidates times them).
+  FORM = 'auto'
 
   def __init__(self, in_channels: int, out_channels: int, stride: int, *, dtype=jnp.float32, rngs: nnx.Rngs):
     self.stride = stride
@@ -60,6 +63,11 @@ class StridedConv(nnx.Module):
     s, cout = self.stride, self.out_channels
     x = jnp.pad(x, ((0, 0), (s // 2, s - s // 2), (0, 0)))
     blocks = x.reshape(batch, length // s + 1, s * channels)
+    if self.FORM == 'pairs' or (self.FORM == 'auto' and s * channels < cout):
+      # Few input values per block (the first layer: 4 samples x 2 channels): pairing adjacent blocks
+      # ([B, T/s, 2 s Cin], an im2col) moves less data than a [B, T/s + 1, 2 Cout] product (~4x faster there).
+      pairs = jnp.concatenate([blocks[:, :-1], blocks[:, 1:]], axis=-1)
+      return matmul(pairs, self.kernel[...].reshape(2 * s * channels, cout), self.dtype) + self.bias[...]
     # [2s, Cin, Cout] -> [s*Cin, 2*Cout]: column block 0 = taps 0..s-1, column block 1 = taps s..2s-1.
     kernel = self.kernel[...].reshape(2, s * channels, cout).transpose(1, 0, 2).reshape(s * channels, 2 * cout)
     y = matmul(blocks, kernel, self.dtype)
@@ -78,6 +86,8 @@ class TransposedConv(nnx.Module):
   Then s // 2 samples are cropped at the start to undo the encoder's padding. (configs/base.py: the input side
   for all decoder blocks but the last, ~5-7% of the train step; benchmarks/train_step.py --candidates.)
   """
+  # 'auto' picks the side by shape; 'input' / 'output' force one (benchmarks/train_step.py --candidates).
+  FORM = 'auto'
 
   def __init__(self, in_channels: int, out_channels: int, stride: int, *, dtype=jnp.float32, rngs: nnx.Rngs):
     self.stride = stride
@@ -90,7 +100,7 @@ class TransposedConv(nnx.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     batch, frames, channels = x.shape
     s, cout = self.stride, self.out_channels
-    if channels < s * cout:
+    if self.FORM == 'input' or (self.FORM == 'auto' and channels < s * cout):
       # [2s, Cin, Cout] -> [2 Cin, s*Cout]: rows 0..Cin-1 hold taps 0..s-1, rows Cin.. taps s..2s-1.
       kernel = self.kernel[...].reshape(2, s, channels, cout).transpose(0, 2, 1, 3).reshape(2 * channels, s * cout)
       pairs = jnp.concatenate([jnp.pad(x, ((0, 0), (0, 1), (0, 0))), jnp.pad(x, ((0, 0), (1, 0), (0, 0)))], axis=-1)
@@ -102,6 +112,26 @@ class TransposedConv(nnx.Module):
       blocks = jnp.pad(y[:, :, 0], pad) + jnp.pad(y[:, :, 1], ((0, 0), (1, 0), (0, 0)))  # [B, T'+1, s*Cout]
     out = blocks.reshape(batch, (frames + 1) * s, cout)[:, s // 2:s // 2 + frames * s]
     return out + self.bias[...]
+
+
+class GatedDense(Dense):
+  """Dense to 2 W features, then a gated linear unit: [..., Cin] -> [..., W] (Demucs' 1x1 conv + GLU).
+
+  Where Cin <= SPLIT_MAX_IN_FEATURES (the layers at full time resolution), the value and gate halves are two
+  matmuls: their gradients then need no [..., 2 W] concatenation, a pass over the largest activations of the step
+  (configs/base.py: first encoder and last decoder block ~1.3x faster; benchmarks/train_step.py --candidates).
+  Same parameters (one [Cin, 2 W] kernel) and results either way.
+  """
+  SPLIT_MAX_IN_FEATURES = 32
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel, bias = self.kernel[...], self.bias[...]
+    if kernel.shape[0] > self.SPLIT_MAX_IN_FEATURES:
+      return glu(matmul(x, kernel, self.dtype) + bias)
+    width = kernel.shape[1] // 2
+    value = matmul(x, kernel[:, :width], self.dtype) + bias[:width]
+    gate = matmul(x, kernel[:, width:], self.dtype) + bias[width:]
+    return value * jax.nn.sigmoid(gate)
 
 
 def glu(x: jax.Array) -> jax.Array:

@@ -36,7 +36,7 @@ class Encoder(nnx.Module):
     previous = in_channels
     for width, stride in zip(channels, strides):
       self.convs.append(layers.StridedConv(previous, width, stride, dtype=dtype, rngs=rngs))
-      self.mixes.append(layers.Dense(width, 2 * width, dtype=dtype, rngs=rngs))
+      self.mixes.append(layers.GatedDense(width, 2 * width, dtype=dtype, rngs=rngs))
       previous = width
     self.logit_shape = (num_sources, num_codebooks, codebook_size)
     self.to_logits = layers.Dense(previous, num_sources * num_codebooks * codebook_size, dtype=dtype, rngs=rngs)
@@ -44,7 +44,7 @@ class Encoder(nnx.Module):
   def __call__(self, audio: jax.Array) -> jax.Array:
     x = audio
     for conv, mix in zip(self.convs, self.mixes):
-      x = layers.glu(mix(jax.nn.gelu(conv(x))))
+      x = mix(jax.nn.gelu(conv(x)))
     logits = self.to_logits(x)
     return logits.reshape(*logits.shape[:2], *self.logit_shape)
 
@@ -59,7 +59,7 @@ class Decoder(nnx.Module):
     self.convs = nnx.List()
     targets = widths[1:] + [out_channels]
     for width, target, stride in zip(widths, targets, list(strides)[::-1]):
-      self.mixes.append(layers.Dense(width, 2 * width, dtype=dtype, rngs=rngs))
+      self.mixes.append(layers.GatedDense(width, 2 * width, dtype=dtype, rngs=rngs))
       self.convs.append(layers.TransposedConv(width, target, stride, dtype=dtype, rngs=rngs))
 
   def __call__(self, slots: jax.Array) -> jax.Array:
@@ -69,7 +69,7 @@ class Decoder(nnx.Module):
     """Everything after the first 1x1 layer: [B, T', width] -> [B, T, C]."""
     last = len(self.convs) - 1
     for i, (mix, conv) in enumerate(zip(self.mixes, self.convs)):
-      x = conv(layers.glu(mix(x)))
+      x = conv(mix(x))
       if i < last:  # the output layer is linear: audio is signed and unbounded
         x = jax.nn.gelu(x)
     return x
