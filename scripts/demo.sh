@@ -8,7 +8,7 @@ DATA=${2:-data}
 WORKDIR=${3:-runs/demo}
 TRACKS=${DEMO_TRACKS:-32}
 SECONDS_PER_TRACK=${DEMO_SECONDS:-20}
-STEPS=${DEMO_STEPS:-1500}
+STEPS=${DEMO_STEPS:-3000}
 start=$(date +%s)
 
 echo "== 1/4 rendering ChoraleMix: $TRACKS tracks x ${SECONDS_PER_TRACK} s -> $DATA/chorale_mix"
