@@ -54,18 +54,18 @@ def relaunch_with_tcmalloc() -> None:
   whose pages fault on first touch, every step (configs/base.py on the 2-core CPU: 16k page faults for one 64 MiB
   buffer; the train step takes ~250 ms with glibc, ~170 ms with tcmalloc, which keeps and reuses the memory;
   benchmarks/train_step.py). Cloud TPU VM images preload tcmalloc for the same reason. A no-op where another
-  allocator is already preloaded, where tcmalloc is not installed, or with SRCVQ_TCMALLOC=0. Call it first in a
-  command's `__main__` block, before anything heavy is imported.
+  allocator is already preloaded, where tcmalloc is not installed, off Linux, or with SRCVQ_TCMALLOC=0. Call it
+  first in a command's `__main__` block, before anything heavy is imported.
   """
-  if os.environ.get(TCMALLOC_SWITCH, '1') == '0':
-    return
+  if os.environ.get(TCMALLOC_SWITCH, '1') == '0' or not sys.platform.startswith('linux'):
+    return  # (LD_PRELOAD is the Linux loader's; elsewhere the system allocator stays)
   preload = os.environ.get('LD_PRELOAD', '')
   if any(name in preload for name in _OTHER_ALLOCATORS):
     return  # already relaunched (or the user chose an allocator); also stops a loop if preloading failed
   library = find_tcmalloc()
   if library is None:
     print('note: tcmalloc is not installed (Debian: apt-get install libtcmalloc-minimal4); XLA:CPU steps run '
-          '~1.4x slower with the system allocator', file=sys.stderr)
+          '~1.5x slower with the system allocator', file=sys.stderr)
     return
   env = dict(os.environ, LD_PRELOAD=' '.join(filter(None, [library, preload])))
   sys.stdout.flush()
