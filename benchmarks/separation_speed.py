@@ -8,7 +8,7 @@ wall seconds) and the first call's time (mostly compilation). The process's CPU 
 machine shared with other jobs the wall time measures the contention as much as the code.
 
 Usage:
-  python -m benchmarks.separation_speed [--config configs/base.py] [--seconds 30] [--windows 1] [--batches 1]
+  python -m benchmarks.separation_speed [--config configs/base.py] [--seconds 30] [--windows 1.5] [--batches 1]
   python -m benchmarks.separation_speed --windows 1,2,4,8 --batches 1,2,4,8     # a sweep
 """
 

@@ -44,10 +44,11 @@ from srcvq_jax import export
 from srcvq_jax import quantizer as quantizer_lib
 from srcvq_jax import trainer
 
-# Default window: this many training segments. With the exact margin (768 samples for strides (4, 4, 4, 4)) one
-# segment spends ~7% of the compute on overlap, and shorter windows keep activations closer to the CPU caches
-# (benchmarks/separation_speed.py sweeps window and batch).
-DEFAULT_WINDOW_SEGMENTS = 1
+# Default window: this many training segments (rounded up to the stride). The margins and cross-fade (3 x 768
+# samples for strides (4, 4, 4, 4)) cost ~5% of the compute at 1 segment and ~3.5% at 1.5; longer windows leave
+# the CPU caches: configs/base.py on a 120 s track, interleaved, 1 / 1.5 / 2 / 3 segments gave 50.4 / 53.5 /
+# 51.9 / 50.7x real time (benchmarks/separation_speed.py --windows sweeps it).
+DEFAULT_WINDOW_SEGMENTS = 1.5
 # Windows per model call: on a CPU one window (~1 s) at a time keeps the working set in cache (batches of 2-4 were
 # no faster in benchmarks/separation_speed.py); accelerators want bigger batches.
 DEFAULT_CPU_BATCH_SIZE = 1
@@ -260,7 +261,7 @@ class Separator:
     self.margin = receptive_margin(config.model.strides) if margin is None else int(margin)
     self.fade = self.margin
     if window is None:
-      window = DEFAULT_WINDOW_SEGMENTS * int(config.data.segment_length)
+      window = int(DEFAULT_WINDOW_SEGMENTS * int(config.data.segment_length))
     # Round up to the stride and to the shortest window that still advances.
     minimum = 2 * self.margin + self.fade + self.stride
     self.window = max(-(-int(window) // self.stride) * self.stride, minimum)
