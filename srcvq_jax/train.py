@@ -49,6 +49,7 @@ def main(argv):
   if _WORKDIR.value is None:
     cli.fail('--workdir is required')
   logging.get_absl_handler().addFilter(_QuietLibraries())
+  logging.info('memory allocator: %s (cli.relaunch_with_tcmalloc)', cli.allocator())
   # TensorFlow (tf.data only) must not grab accelerator memory that JAX needs.
   if 'tensorflow' in sys.modules or _CONFIG.value.data.source == 'tfds':
     try:
