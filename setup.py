@@ -8,6 +8,8 @@ CORE = [
     'flax==0.12.8',
     'optax==0.2.8',
     'orbax-checkpoint==0.12.8',
+    # etils.epath: workdir files (config.json, metrics.jsonl) on local disks and gs:// alike (orbax needs it too).
+    'etils[epath]==1.15.0',
     'ml-collections==1.1.0',
     'absl-py==2.5.1',
     'numpy==2.4.6',

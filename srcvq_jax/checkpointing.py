@@ -13,6 +13,7 @@ from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
 
 CHECKPOINT_DIR = 'checkpoints'
 STATE = 'state'
@@ -20,7 +21,8 @@ CONFIG = 'config'
 
 
 def _absolute(path: str) -> str:
-  """Absolute local path (Orbax wants one); URLs such as gs://bucket/run go to Orbax as they are."""
+  """Absolute local path (Orbax wants one); URLs such as gs://bucket/run go to Orbax as they are (every file of
+  the project's workdirs goes through etils.epath or Orbax, so a workdir or export can be a gs:// URL)."""
   return path if '://' in path else os.path.abspath(path)
 
 
@@ -71,26 +73,24 @@ EXPORT_CONFIG = 'config.json'
 
 def save_export(export_dir: str, params: Any, config_dict: dict) -> None:
   """Writes an inference-only checkpoint: EXPORT_DIR/params (Orbax) and EXPORT_DIR/config.json (synchronous)."""
-  export_dir = _absolute(export_dir)
-  os.makedirs(export_dir, exist_ok=True)
+  directory = epath.Path(_absolute(export_dir))
+  directory.mkdir(parents=True, exist_ok=True)
   with ocp.StandardCheckpointer() as checkpointer:
-    checkpointer.save(os.path.join(export_dir, EXPORT_PARAMS), params, force=True)
+    checkpointer.save(directory / EXPORT_PARAMS, params, force=True)
     checkpointer.wait_until_finished()
   if jax.process_index() == 0:
-    with open(os.path.join(export_dir, EXPORT_CONFIG), 'w', encoding='utf-8') as f:
-      json.dump(config_dict, f, indent=2)
+    (directory / EXPORT_CONFIG).write_text(json.dumps(config_dict, indent=2))
 
 
 def is_export(path: str) -> bool:
-  return os.path.isfile(os.path.join(path, EXPORT_CONFIG)) and os.path.isdir(os.path.join(path, EXPORT_PARAMS))
+  return (epath.Path(path) / EXPORT_CONFIG).is_file() and (epath.Path(path) / EXPORT_PARAMS).is_dir()
 
 
 def load_export_config(export_dir: str) -> dict:
-  with open(os.path.join(export_dir, EXPORT_CONFIG), encoding='utf-8') as f:
-    return json.load(f)
+  return json.loads((epath.Path(export_dir) / EXPORT_CONFIG).read_text())
 
 
 def restore_export_params(export_dir: str, target: Any) -> Any:
   """Params of an export with the shapes/dtypes/shardings of `target` (arrays or abstract)."""
   with ocp.StandardCheckpointer() as checkpointer:
-    return checkpointer.restore(os.path.join(_absolute(export_dir), EXPORT_PARAMS), abstract_like(target))
+    return checkpointer.restore(epath.Path(_absolute(export_dir)) / EXPORT_PARAMS, abstract_like(target))

@@ -16,6 +16,7 @@ from absl import app
 from absl import flags
 from absl import logging
 import ml_collections
+from etils import epath
 
 # JAX, Orbax and the model are imported inside the functions: a flag error prints before they load.
 from srcvq_jax import cli
@@ -32,10 +33,10 @@ def open_checkpoints(workdir: str):
   """
   from srcvq_jax import checkpointing  # pylint: disable=g-import-not-at-top
 
-  if not os.path.isdir(workdir):
+  if not epath.Path(workdir).is_dir():
     raise cli.UserError(f'--workdir={workdir} does not exist')
-  directory = os.path.join(workdir, checkpointing.CHECKPOINT_DIR)
-  if not os.path.isdir(directory):
+  directory = epath.Path(workdir) / checkpointing.CHECKPOINT_DIR
+  if not directory.is_dir():
     raise cli.UserError(f'no checkpoints in {workdir} (no {checkpointing.CHECKPOINT_DIR}/ folder): is it the '
                         '--workdir of a `python -m srcvq_jax.train` run?')
   manager = checkpointing.create_manager(workdir, read_only=True)
@@ -86,7 +87,8 @@ def export(workdir: str, out: str, step: int | None = None) -> int:
   """
   from srcvq_jax import checkpointing  # pylint: disable=g-import-not-at-top
 
-  if os.path.isdir(out) and os.listdir(out) and not checkpointing.is_export(out):
+  out_path = epath.Path(out)
+  if out_path.is_dir() and any(out_path.iterdir()) and not checkpointing.is_export(out):
     raise cli.UserError(f'--out={out} is a non-empty folder that is not an export: choose a new or empty folder')
   if os.path.abspath(out) == os.path.abspath(workdir):
     raise cli.UserError('--out must differ from --workdir')
@@ -118,8 +120,9 @@ def main(argv):
     step = export(f.workdir, f.out, f.step)
   except cli.UserError as e:
     cli.fail(str(e))
-  logging.info('exported step %d of %s to %s', step, f.workdir, os.path.abspath(f.out))
-  print(f'exported step {step} of {f.workdir} to {os.path.abspath(f.out)}')
+  where = f.out if '://' in f.out else os.path.abspath(f.out)
+  logging.info('exported step %d of %s to %s', step, f.workdir, where)
+  print(f'exported step {step} of {f.workdir} to {where}')
 
 
 if __name__ == '__main__':

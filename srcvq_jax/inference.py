@@ -29,11 +29,11 @@ import dataclasses
 import functools
 import logging
 import math
-import os
 from typing import Any, Sequence
 
 import jax
 import numpy as np
+from etils import epath
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
@@ -513,7 +513,7 @@ def load(path: str, *, step: int | None = None, window: int | None = None, batch
   Raises:
     cli.UserError: no such directory, or neither a checkpoint nor an export in it.
   """
-  if not os.path.isdir(path):
+  if not epath.Path(path).is_dir():
     raise cli.UserError(f'{path}: no such directory (expected a training workdir or an export dir)')
   sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   if checkpointing.is_export(path):
@@ -522,8 +522,8 @@ def load(path: str, *, step: int | None = None, window: int | None = None, batch
     params = checkpointing.restore_export_params(path, abstract)
     return Separator(config, graphdef, params, path=path, window=window, batch_size=batch_size, devices=devices)
 
-  checkpoints = os.path.join(path, checkpointing.CHECKPOINT_DIR)
-  if not os.path.isdir(checkpoints):
+  checkpoints = epath.Path(path) / checkpointing.CHECKPOINT_DIR
+  if not checkpoints.is_dir():
     raise cli.UserError(f'{path}: no checkpoint ({checkpoints} does not exist) and not an export dir '
                         f'({checkpointing.EXPORT_CONFIG} + {checkpointing.EXPORT_PARAMS}/)')
   # Orbax warns at WARNING level that a read-only manager does not save; expected here, and noise on a CLI's stderr.

@@ -1,15 +1,32 @@
 """Metrics out: TensorBoard event files (tensorboardX, no TensorFlow), a JSON line per write, a console line.
 
 Only process 0 writes files; every process may call the methods. Keys use slashes ('train/loss').
+The workdir may be local or a URL that etils.epath opens (gs://bucket/run on a TPU VM): object stores cannot
+append, so there metrics.jsonl is rewritten whole at each write (a 300k-step run logs ~3k lines), and
+TensorBoard events need `google-cloud-storage` (tensorboardX's GCS writer); without it only metrics.jsonl is
+written, with a warning.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
-import os
 import time
 
 import numpy as np
 from absl import logging
+from etils import epath
+
+
+def is_local(path: str) -> bool:
+  """True for a path of the local file system (no scheme such as gs://)."""
+  return '://' not in str(path)
+
+
+def _gcs_client_installed() -> bool:
+  try:
+    return importlib.util.find_spec('google.cloud.storage') is not None
+  except ModuleNotFoundError:  # no google.cloud namespace at all
+    return False
 
 
 class MetricWriter:
@@ -19,24 +36,40 @@ class MetricWriter:
     self._enabled = enabled
     self._summary = None
     self._jsonl = None
+    self._remote_lines = None  # metrics.jsonl lines, kept in memory for a workdir that cannot append
     if enabled:
-      from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-      os.makedirs(workdir, exist_ok=True)
-      self._summary = SummaryWriter(os.path.join(workdir, 'tensorboard'))
-      self._jsonl = open(os.path.join(workdir, 'metrics.jsonl'), 'a', encoding='utf-8')
+      directory = epath.Path(workdir)
+      directory.mkdir(parents=True, exist_ok=True)
+      self._jsonl_path = directory / 'metrics.jsonl'
+      if is_local(workdir):
+        self._jsonl = self._jsonl_path.open('a', encoding='utf-8')
+      else:
+        self._remote_lines = self._jsonl_path.read_text().splitlines() if self._jsonl_path.exists() else []
+      if is_local(workdir) or _gcs_client_installed():
+        from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+        self._summary = SummaryWriter(str(directory / 'tensorboard'))
+      else:
+        logging.warning('no TensorBoard events for %s: tensorboardX writes gs:// only with google-cloud-storage '
+                        '(pip install google-cloud-storage); metrics.jsonl is written', workdir)
 
   def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
     if not self._enabled:
       return
     scalars = {k: float(v) for k, v in scalars.items()}
-    for key, value in scalars.items():
-      self._summary.add_scalar(key, value, step)
-    self._jsonl.write(json.dumps({'step': int(step), 'time': time.time(), **scalars}) + '\n')
-    self._jsonl.flush()
+    if self._summary is not None:
+      for key, value in scalars.items():
+        self._summary.add_scalar(key, value, step)
+    line = json.dumps({'step': int(step), 'time': time.time(), **scalars})
+    if self._remote_lines is None:
+      self._jsonl.write(line + '\n')
+      self._jsonl.flush()
+    else:
+      self._remote_lines.append(line)
+      self._jsonl_path.write_text('\n'.join(self._remote_lines) + '\n')
 
   def write_audio(self, step: int, clips: dict[str, np.ndarray], sample_rate: int) -> None:
     """clips: name -> [T, C] float waveform in [-1, 1]."""
-    if not self._enabled:
+    if not self._enabled or self._summary is None:
       return
     for name, clip in clips.items():
       clip = np.clip(np.asarray(clip, np.float32), -1, 1)
@@ -44,17 +77,19 @@ class MetricWriter:
                               sample_rate=sample_rate)
 
   def write_text(self, name: str, text: str, step: int = 0) -> None:
-    if self._enabled:
+    if self._enabled and self._summary is not None:
       self._summary.add_text(name, text, step)
 
   def flush(self) -> None:
-    if self._enabled:
+    if self._enabled and self._summary is not None:
       self._summary.flush()
 
   def close(self) -> None:
     if self._enabled:
-      self._summary.close()
-      self._jsonl.close()
+      if self._summary is not None:
+        self._summary.close()
+      if self._jsonl is not None:
+        self._jsonl.close()
       self._enabled = False
 
 

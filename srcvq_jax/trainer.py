@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import signal
 import time
 from typing import Any, Callable
@@ -18,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from absl import logging
+from etils import epath
 from flax import nnx
 
 from srcvq_jax import checkpointing
@@ -227,10 +227,9 @@ def train_and_evaluate(config, workdir: str) -> State:
   mesh = sharding.create_mesh(config.mesh)
   config_lib.validate(config, num_devices=mesh.devices.size)
   is_main = jax.process_index() == 0
-  os.makedirs(workdir, exist_ok=True)
+  epath.Path(workdir).mkdir(parents=True, exist_ok=True)  # local or a URL (gs://bucket/run)
   if is_main:
-    with open(os.path.join(workdir, 'config.json'), 'w', encoding='utf-8') as f:
-      f.write(config.to_json_best_effort(indent=2))
+    (epath.Path(workdir) / 'config.json').write_text(config.to_json_best_effort(indent=2))
   writer = metric_writers.MetricWriter(workdir, enabled=is_main)
   logging.info('devices: %d (%s), processes: %d, mesh: %s', jax.device_count(), jax.devices()[0].platform,
                jax.process_count(), dict(mesh.shape))
