@@ -37,7 +37,7 @@ def time_once(fn: Callable[[], Any]) -> float:
 
 
 def interleaved(fns: Mapping[str, Callable[[], Any]], *, warmup: int = 2, repeats: int = 10,
-                inner: int = 1) -> dict[str, dict[str, float]]:
+                inner: int = 1, settle: int = 0) -> dict[str, dict[str, float]]:
   """Times every fn of `fns` in turn, `repeats` rounds, after `warmup` untimed rounds.
 
   Args:
@@ -45,6 +45,9 @@ def interleaved(fns: Mapping[str, Callable[[], Any]], *, warmup: int = 2, repeat
     warmup: untimed calls of each fn first (compilation, caches, allocator).
     repeats: timed rounds; each round calls every fn `inner` times and records the mean of those calls.
     inner: calls per timed sample (for very short fns).
+    settle: untimed calls of a fn right before each of its timed samples. For fns of a few ms, the switch from
+      another framework costs a noticeable share (cold caches; the other runtime's worker threads still
+      spinning), which a training loop running one framework never pays.
 
   Returns:
     name -> {'median_ms', 'min_ms', 'repeats', 'samples_ms'}.
@@ -55,6 +58,8 @@ def interleaved(fns: Mapping[str, Callable[[], Any]], *, warmup: int = 2, repeat
   samples = {name: [] for name in fns}
   for _ in range(repeats):
     for name, fn in fns.items():
+      for _ in range(settle):
+        block(fn())
       start = time.perf_counter()
       for _ in range(inner):
         out = fn()

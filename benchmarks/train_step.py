@@ -1,7 +1,8 @@
 """One training step of configs/base.py (batch 4 x 1 s stereo 44.1 kHz): our jitted step vs PyTorch eager/compile.
 
-Measured side by side in one process, interleaved (common.py), on the same synthetic batch and the same initial
-parameters (ported into benchmarks/torch_reference.py, whose loss and gradients tests/torch_parity_test.py checks):
+Measured side by side in one process, interleaved (common.py; each timed step follows one untimed step of the same
+implementation, --settle), on the same synthetic batch and the same initial parameters (ported into
+benchmarks/torch_reference.py, whose loss and gradients tests/torch_parity_test.py checks):
   jax             srcvq_jax.trainer.jit_train_step on a 1-device mesh (the first device, whatever
                   XLA_FLAGS says: `make bench` exports 8 fake CPU devices); --devices 1,4 adds a 4-device mesh
                   (fake CPU devices share the same cores; the batch of 4 must split over the mesh, so not 8)
@@ -13,10 +14,11 @@ Reported: median/min ms per step, ratios, compile times, parameter count, XLA's 
 and FLOP utilization = FLOPs / step time / peak (the best matmul's GFLOP/s of this run); with --ablations, the
 step's cost broken down by removing parts (no STFT loss, no complement, forward only, ...); with --profile, the
 XLA ops that take the most time (jax.profiler trace); with --candidates, the current layers vs each alternative
-layer form (srcvq_jax/models/layers.py) forced everywhere.
+layer form (srcvq_jax/models/layers.py) forced everywhere; with --blocks, each encoder/decoder block alone, ours vs
+PyTorch eager, with its share of the matmul peak.
 
   python -m benchmarks.train_step [--repeats 10] [--no_compile] [--devices 1,4] [--torch_threads 1,2]
-                                  [--ablations] [--profile] [--candidates]
+                                  [--ablations] [--profile] [--candidates] [--blocks]
 """
 from __future__ import annotations
 
@@ -183,6 +185,127 @@ def run_ablations(args, batch):
                 share_of_full_step=s['median_ms'] / full_ms, xla_gflop=(flops.get(name) or 0) / 1e9)
 
 
+# --- Blocks: each encoder/decoder block alone, ours vs PyTorch eager ------------------------------------------------
+
+
+def run_blocks(args, batch):
+  """Every encoder and decoder block alone, forward + backward, ours vs PyTorch eager (2 threads), interleaved.
+
+  Same weights (ported), same shapes as inside the step (encoder: the batch; decoder: batch x selections), the loss
+  sum(block(x) * r) with a fixed random r; the first encoder block, like the step, needs no input gradient. Each
+  timed sample follows one untimed call of the same block (common.interleaved's settle). Prints
+  one line per block with both times, the ratio and the GFLOP/s (XLA's cost analysis of our block) against the
+  2048^3 matmul peak measured in the same loop: which blocks the step's ratio comes from, and how close to the
+  peak each already is.
+  """
+  del batch
+  torch = common.torch_or_none()
+  if torch is None:
+    common.emit('train_step_block', config=CONFIG_NAME, units='skipped', note='torch is not installed')
+    return
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import torch.nn.functional as F  # pylint: disable=g-import-not-at-top
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  from benchmarks import torch_reference  # pylint: disable=g-import-not-at-top
+  from srcvq_jax import losses  # pylint: disable=g-import-not-at-top
+  from srcvq_jax import trainer  # pylint: disable=g-import-not-at-top
+
+  config = base_config()
+  model = trainer.create_model(config)
+  reference = torch_reference.VQVAE(config)
+  torch_reference.load_jax_params(reference, trainer.split_model(model)[1])
+  torch.set_num_threads(2)
+  rng = np.random.default_rng(0)
+  sequences = {'encoder': config.data.batch_size,
+               'decoder': config.data.batch_size * len(losses.active_selections(config.loss.weights))}
+  strides = list(config.model.strides)
+
+  blocks = []  # (name, jax modules, torch modules, input shape, output shape, kind)
+  length, channels = config.data.segment_length, config.data.channels
+  for i, width in enumerate(config.model.channels):
+    blocks.append((f'encoder {i}: {length} x {channels} -> {length // strides[i]} x {width}',
+                   (model.encoder.convs[i], model.encoder.mixes[i]),
+                   (reference.encoder.convs[i], reference.encoder.mixes[i]),
+                   (sequences['encoder'], length, channels), (sequences['encoder'], length // strides[i], width),
+                   'first' if i == 0 else 'encoder'))
+    length, channels = length // strides[i], width
+  widths = list(config.model.channels)[::-1]
+  targets = widths[1:] + [config.data.channels]
+  for i, (width, target, stride) in enumerate(zip(widths, targets, strides[::-1])):
+    blocks.append((f'decoder {i}: {length} x {width} -> {length * stride} x {target}',
+                   (model.decoder.mixes[i], model.decoder.convs[i]),
+                   (reference.decoder.mixes[i], reference.decoder.convs[i]),
+                   (sequences['decoder'], length, width), (sequences['decoder'], length * stride, target),
+                   'last' if i == len(widths) - 1 else 'decoder'))
+    length *= stride
+
+  def jax_block(modules, kind, x, r):
+    graphdef, params = nnx.split(modules)
+
+    def loss(params, x):
+      first, second = nnx.merge(graphdef, params)
+      if kind in ('first', 'encoder'):  # strided conv -> GELU -> 1x1 conv + GLU
+        y = second(jax.nn.gelu(first(x)))
+      else:  # 1x1 conv + GLU -> transposed conv (-> GELU but after the output layer)
+        y = second(first(x))
+        y = y if kind == 'last' else jax.nn.gelu(y)
+      return jnp.sum(y * r)
+
+    grad = jax.jit(jax.grad(loss, argnums=0 if kind == 'first' else (0, 1)))
+    compiled = grad.lower(params, x).compile()
+    return (lambda: compiled(params, x)), flops_of(compiled)
+
+  def torch_block(modules, kind, x, r):
+    first, second = modules
+    x = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 1))).requires_grad_(kind != 'first')
+    r = torch.from_numpy(np.ascontiguousarray(r.transpose(0, 2, 1)))
+    parameters = list(first.parameters()) + list(second.parameters())
+
+    def step():
+      torch.set_num_threads(2)
+      for p in parameters:
+        p.grad = None
+      x.grad = None
+      if kind in ('first', 'encoder'):
+        y = F.glu(second(torch_reference._gelu(first(x))), dim=1)  # pylint: disable=protected-access
+      else:
+        y = second(F.glu(first(x), dim=1))
+        y = y if kind == 'last' else torch_reference._gelu(y)  # pylint: disable=protected-access
+      (y * r).sum().backward()
+      return y.detach()
+
+    return step
+
+  fns, flops = {}, {}
+  for name, jax_modules, torch_modules, in_shape, out_shape, kind in blocks:
+    x = rng.standard_normal(in_shape, dtype=np.float32)
+    r = rng.standard_normal(out_shape, dtype=np.float32)
+    fns[f'jax {name}'], flops[name] = jax_block(jax_modules, kind, jnp.asarray(x), jnp.asarray(r))
+    fns[f'torch {name}'] = torch_block(torch_modules, kind, x, r)
+  n = 2048
+  a, b = (jnp.asarray(rng.standard_normal((n, n), dtype=np.float32)) for _ in range(2))
+  jit_matmul = jax.jit(lambda x, y: x @ y)
+  fns['matmul_jax'] = lambda: jit_matmul(a, b)
+  # Blocks take 5-40 ms: one settling call before each timed sample (see common.interleaved).
+  stats = common.interleaved(fns, warmup=2, repeats=args.repeats, inner=2, settle=1)
+  peak = 2.0 * n**3 / (stats['matmul_jax']['median_ms'] * 1e-3) / 1e9
+  totals = {'jax': 0.0, 'torch': 0.0}
+  for name, *_ in blocks:
+    ours, theirs = stats[f'jax {name}'], stats[f'torch {name}']
+    totals['jax'] += ours['median_ms']
+    totals['torch'] += theirs['median_ms']
+    gflop = (flops[name] or 0) / 1e9
+    common.emit('train_step_block', impl=name, config=CONFIG_NAME + ', forward+backward', units='ms',
+                jax_ms=ours['median_ms'], torch_eager_ms=theirs['median_ms'],
+                speedup_vs_torch_eager=theirs['median_ms'] / ours['median_ms'], gflop=gflop,
+                jax_peak_fraction=gflop / (ours['median_ms'] * 1e-3) / peak,
+                torch_peak_fraction=gflop / (theirs['median_ms'] * 1e-3) / peak)
+  common.emit('train_step_block', impl='all blocks', config=CONFIG_NAME + ', forward+backward', units='ms',
+              jax_ms=totals['jax'], torch_eager_ms=totals['torch'],
+              speedup_vs_torch_eager=totals['torch'] / totals['jax'], peak_gflops=peak)
+
+
 # --- Candidates: the layer forms srcvq_jax/models/layers.py chooses between, each forced everywhere ----------------
 
 # name -> (layer class attribute, value) that forces one form; the current layers choose per layer by shape.
@@ -277,12 +400,15 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--repeats', type=int, default=10)
   parser.add_argument('--warmup', type=int, default=3)
+  parser.add_argument('--settle', type=int, default=1,
+                      help='untimed calls of an implementation before each of its timed steps (0: pure interleaving)')
   parser.add_argument('--devices', default='1', help='comma-separated mesh sizes to time (e.g. 1,8)')
   parser.add_argument('--no_compile', action='store_true', help='skip torch.compile (its first step takes ~30 s)')
   parser.add_argument('--torch_threads', default='1,2', help='comma-separated torch intra-op thread counts')
   parser.add_argument('--ablations', action='store_true', help='also time the step with parts removed')
   parser.add_argument('--candidates', action='store_true', help='also time the alternative layer forms')
   parser.add_argument('--profile', action='store_true', help='also print the XLA ops that take the most time')
+  parser.add_argument('--blocks', action='store_true', help='also time each block alone, ours vs PyTorch eager')
   args = parser.parse_args()
 
   import jax  # pylint: disable=g-import-not-at-top
@@ -330,7 +456,9 @@ def main():
     threads = os.cpu_count() or 1
     fns['matmul_torch'] = lambda: (torch.set_num_threads(threads), ta @ tb)[1]
 
-  stats = common.interleaved(fns, warmup=args.warmup, repeats=args.repeats)
+  # Each timed step follows one untimed step of the same implementation, as in a training loop (common.interleaved's
+  # settle): the first step after the other framework ran pays its cold caches and spinning threads.
+  stats = common.interleaved(fns, warmup=args.warmup, repeats=args.repeats, settle=args.settle)
   peaks = {k: 2.0 * n**3 / (s['median_ms'] * 1e-3) / 1e9 for k, s in stats.items() if k.startswith('matmul')}
   peak_impl = max(peaks, key=peaks.get)
   peak = peaks[peak_impl]
@@ -382,6 +510,8 @@ def main():
     run_ablations(args, batch)
   if args.candidates:
     run_candidates(args, batch)
+  if args.blocks:
+    run_blocks(args, batch)
   if args.profile:
     run_profile(args, batch)
 
