@@ -20,7 +20,7 @@ STATE = 'state'
 CONFIG = 'config'
 
 
-def _absolute(path: str) -> str:
+def absolute(path: str) -> str:
   """Absolute local path (Orbax wants one); URLs such as gs://bucket/run go to Orbax as they are (every file of
   the project's workdirs goes through etils.epath or Orbax, so a workdir or export can be a gs:// URL)."""
   return path if '://' in path else os.path.abspath(path)
@@ -29,7 +29,7 @@ def _absolute(path: str) -> str:
 def create_manager(workdir: str, *, keep: int = 3, async_save: bool = True,
                    read_only: bool = False) -> ocp.CheckpointManager:
   """CheckpointManager over WORKDIR/checkpoints (created if missing, never wiped)."""
-  directory = _absolute(os.path.join(workdir, CHECKPOINT_DIR))
+  directory = absolute(os.path.join(workdir, CHECKPOINT_DIR))
   options = ocp.CheckpointManagerOptions(
       max_to_keep=keep,
       enable_async_checkpointing=async_save,
@@ -73,7 +73,7 @@ EXPORT_CONFIG = 'config.json'
 
 def save_export(export_dir: str, params: Any, config_dict: dict) -> None:
   """Writes an inference-only checkpoint: EXPORT_DIR/params (Orbax) and EXPORT_DIR/config.json (synchronous)."""
-  directory = epath.Path(_absolute(export_dir))
+  directory = epath.Path(absolute(export_dir))
   directory.mkdir(parents=True, exist_ok=True)
   with ocp.StandardCheckpointer() as checkpointer:
     checkpointer.save(directory / EXPORT_PARAMS, params, force=True)
@@ -93,4 +93,4 @@ def load_export_config(export_dir: str) -> dict:
 def restore_export_params(export_dir: str, target: Any) -> Any:
   """Params of an export with the shapes/dtypes/shardings of `target` (arrays or abstract)."""
   with ocp.StandardCheckpointer() as checkpointer:
-    return checkpointer.restore(epath.Path(_absolute(export_dir)) / EXPORT_PARAMS, abstract_like(target))
+    return checkpointer.restore(epath.Path(absolute(export_dir)) / EXPORT_PARAMS, abstract_like(target))

@@ -9,7 +9,6 @@ over this machine's devices, whatever mesh trained it. Problems the user can fix
 from __future__ import annotations
 
 import logging as std_logging
-import os
 from typing import Any
 
 from absl import app
@@ -90,7 +89,7 @@ def export(workdir: str, out: str, step: int | None = None) -> int:
   out_path = epath.Path(out)
   if out_path.is_dir() and any(out_path.iterdir()) and not checkpointing.is_export(out):
     raise cli.UserError(f'--out={out} is a non-empty folder that is not an export: choose a new or empty folder')
-  if os.path.abspath(out) == os.path.abspath(workdir):
+  if checkpointing.absolute(out) == checkpointing.absolute(workdir):
     raise cli.UserError('--out must differ from --workdir')
   config, params, step = load_checkpoint_params(workdir, step)
   checkpointing.save_export(out, params, config.to_dict())
@@ -120,7 +119,8 @@ def main(argv):
     step = export(f.workdir, f.out, f.step)
   except cli.UserError as e:
     cli.fail(str(e))
-  where = f.out if '://' in f.out else os.path.abspath(f.out)
+  from srcvq_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  where = checkpointing.absolute(f.out)
   logging.info('exported step %d of %s to %s', step, f.workdir, where)
   print(f'exported step {step} of {f.workdir} to {where}')
 
