@@ -222,7 +222,8 @@ class TrainStep:
     self.config = config
     optim, loss = config.optim, config.loss
     self.weights = {k: float(v) for k, v in loss.weights.items()}
-    self.window = torch.hann_window(loss.n_fft, periodic=True)
+    # On the model's device (CPU here; CUDA in benchmarks/accelerator_step.py).
+    self.window = torch.hann_window(loss.n_fft, periodic=True, device=next(model.parameters()).device)
     kwargs = {'fused': True} if fused_adam else {'foreach': True}
     self.optimizer = torch.optim.Adam(model.parameters(), lr=optim.learning_rate, betas=(optim.b1, optim.b2),
                                       eps=1e-8, **kwargs)
@@ -263,9 +264,9 @@ class TrainStep:
             'perplexity': out['perplexity'].mean(), 'used': out['used'].mean()}
 
 
-def batch_to_torch(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-  """NumPy batch (srcvq_jax.input_pipeline element spec) -> torch tensors sharing its memory."""
-  return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in batch.items()}
+def batch_to_torch(batch: dict[str, np.ndarray], device: str = 'cpu') -> dict[str, torch.Tensor]:
+  """NumPy batch (srcvq_jax.input_pipeline element spec) -> torch tensors (on the CPU: sharing its memory)."""
+  return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)).to(device) for k, v in batch.items()}
 
 
 # --- Parameter port -----------------------------------------------------------------------------------------------

@@ -52,13 +52,13 @@ def flops_of(compiled) -> float | None:
 
 
 class JaxStep:
-  """The project's jitted, sharded, donating train step on a mesh of the first `num_devices` devices."""
+  """The project's jitted, sharded, donating train step on a mesh of the first `num_devices` devices of `backend`."""
 
-  def __init__(self, config, batch: dict[str, np.ndarray], num_devices: int = 1):
+  def __init__(self, config, batch: dict[str, np.ndarray], num_devices: int = 1, backend: str | None = None):
     import jax  # pylint: disable=g-import-not-at-top
     from srcvq_jax import sharding  # pylint: disable=g-import-not-at-top
     from srcvq_jax import trainer  # pylint: disable=g-import-not-at-top
-    self.mesh = sharding.create_mesh(config.mesh, devices=jax.devices()[:num_devices])
+    self.mesh = sharding.create_mesh(config.mesh, devices=jax.devices(backend)[:num_devices])
     tx = trainer.create_optimizer(config)
     with jax.set_mesh(self.mesh):
       graphdef, self.state = trainer.create_train_state(config, self.mesh, tx)
