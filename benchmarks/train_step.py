@@ -13,7 +13,7 @@ benchmarks/torch_reference.py, whose loss and gradients tests/torch_parity_test.
 Reported: median/min ms per step, ratios, compile times, parameter count, XLA's cost-analysis FLOPs of the step
 and FLOP utilization = FLOPs / step time / peak (the best matmul's GFLOP/s of this run); with --ablations, the
 step's cost broken down by removing parts (no STFT loss, no complement, forward only, ...); with --profile, the
-XLA ops that take the most time (jax.profiler trace); with --candidates, the current layers vs each alternative
+XLA ops that take the most time (jax.profiler trace); with --candidates, the current step vs each alternative
 layer form (srcvq_jax/models/layers.py) forced everywhere; with --blocks, each encoder/decoder block alone, ours vs
 PyTorch eager, with its share of the matmul peak.
 
@@ -74,6 +74,7 @@ class JaxStep:
       self.compiled = lowered.compile()
       self.compile_s = time.perf_counter() - start
     self.flops = flops_of(self.compiled)
+    self.microbatches = trainer.microbatch_count(config, self.mesh)
     self.num_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(self.initial_params))
 
   def __call__(self):
@@ -319,13 +320,17 @@ CANDIDATES = {
 
 
 def run_candidates(args, batch):
-  """The step with the current layers vs each layer form forced everywhere, interleaved (same params, same batch).
+  """The current step vs each layer form forced everywhere, and vs the batch in one part, interleaved (same params,
+  same batch).
 
   Every form computes the same function (tests/models_test.py); only speed differs. speedup > 1 means the
   candidate is faster than the current choice.
   """
   from srcvq_jax.models import layers  # pylint: disable=g-import-not-at-top
-  steps = {'current layers': JaxStep(base_config(), batch, 1)}
+  steps = {'current step': JaxStep(base_config(), batch, 1)}
+  whole = base_config()
+  whole.train.microbatches = 1
+  steps['whole batch in one part (train.microbatches=1)'] = JaxStep(whole, batch, 1)
   for name, (cls_name, attribute, value) in CANDIDATES.items():
     cls = getattr(layers, cls_name)
     previous = getattr(cls, attribute)
@@ -336,11 +341,11 @@ def run_candidates(args, batch):
       setattr(cls, attribute, previous)
   losses = {name: float(step()) for name, step in steps.items()}  # first step: same params, same batch
   stats = common.interleaved(steps, warmup=2, repeats=args.repeats)
-  base = stats['current layers']['median_ms']
+  base = stats['current step']['median_ms']
   for name, s in stats.items():
     common.emit('train_step_candidate', impl=name, config=CONFIG_NAME + ', 1-device mesh', stats=s,
                 speedup=base / s['median_ms'], first_loss=losses[name],
-                loss_rel_diff=abs(losses[name] - losses['current layers']) / abs(losses['current layers']))
+                loss_rel_diff=abs(losses[name] - losses['current step']) / abs(losses['current step']))
 
 
 # --- Profile: XLA ops of the step by time -----------------------------------------------------------------------
@@ -481,7 +486,7 @@ def main():
     if impl.startswith('jax'):
       step = jax_steps[1 if impl == 'jax' else int(impl.split('_')[1][:-3])]
       extra.update(mesh_devices=len(step.mesh.devices.flat), visible_devices=visible,
-                   trace_s=step.trace_s, compile_s=step.compile_s)
+                   microbatches=step.microbatches, trace_s=step.trace_s, compile_s=step.compile_s)
     else:
       extra['first_step_s'] = first_step_s[impl]
     common.emit('train_step', impl=impl, config=CONFIG_NAME, stats=s, units='ms/step', **extra)
@@ -493,7 +498,7 @@ def main():
       'torch_counted_gflop_per_step': (torch_counted or 0) / 1e9,
       'peak_gflops': peak, 'peak_impl': peak_impl,
       'jax_peak_fraction': (step_flops / (jax_ms * 1e-3) / 1e9 / peak) if step_flops else None,
-      'jax_compile_s': first.compile_s, 'jax_trace_s': first.trace_s,
+      'jax_compile_s': first.compile_s, 'jax_trace_s': first.trace_s, 'jax_microbatches': first.microbatches,
   }
   for kind in ('torch_eager', 'torch_compile'):
     timed = {k: s for k, s in stats.items() if k.startswith(kind + '_')}

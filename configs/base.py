@@ -115,6 +115,10 @@ def get_config():
   train.eval_batches = 8
   # Seed of parameters and Gumbel noise.
   train.seed = 0
+  # Equal parts the step computes each device's batch in, averaging their gradients (the same update as the whole
+  # batch). 0 = auto: one example per part (at most 4 parts) on CPU, where independent parts run concurrently and
+  # the step is faster; 1 part on accelerators. See trainer.microbatch_count.
+  train.microbatches = 0
 
   # --- Mesh --------------------------------------------------------------------------------------------------------
   config.mesh = mesh = ml_collections.ConfigDict()

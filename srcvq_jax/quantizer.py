@@ -9,6 +9,7 @@ are concatenated into its slot vector [H * D].
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -22,17 +23,46 @@ class QuantizedResult:
   Attributes:
     vectors: float32 [B, T', S, H * D], the quantized slot vectors (soft or hard).
     codes: int32 [B, T', S, H], argmax entry per codebook; the discrete representation.
-    perplexity: float32 [S, H], exp(entropy) of the batch-averaged code distribution (K = all entries used).
-    used_fraction: float32 [S, H], fraction of the K entries that are the argmax somewhere in the batch.
+    code_probs: float32 [S, H, K], the batch-mean softmax(logits): the code distribution the perplexity is of.
+      Kept (rather than the perplexity alone) so that the results of equal parts of a batch combine exactly
+      (`concatenate`: the mean of their code_probs).
   """
   vectors: jax.Array
   codes: jax.Array
-  perplexity: jax.Array
-  used_fraction: jax.Array
+  code_probs: jax.Array
+
+  @property
+  def perplexity(self) -> jax.Array:
+    """[S, H]: exp(entropy) of the batch-mean code distribution (K = all entries equally likely)."""
+    entropy = -jnp.sum(self.code_probs * jnp.log(self.code_probs + 1e-10), axis=-1)
+    return jnp.exp(entropy)
+
+  @property
+  def used_fraction(self) -> jax.Array:
+    """[S, H]: fraction of the K entries that are the argmax somewhere in the batch."""
+    num_entries = self.code_probs.shape[-1]
+    return jax.nn.one_hot(self.codes, num_entries, dtype=jnp.float32).max(axis=(0, 1)).mean(axis=-1)
+
+  @classmethod
+  def concatenate(cls, parts: Sequence[QuantizedResult]) -> QuantizedResult:
+    """The result of the batch made of equal-sized `parts` (batch axes concatenated in the order given)."""
+    return cls(vectors=jnp.concatenate([p.vectors for p in parts]),
+               codes=jnp.concatenate([p.codes for p in parts]),
+               code_probs=sum(p.code_probs for p in parts) / len(parts))
 
 
-jax.tree_util.register_dataclass(QuantizedResult, data_fields=['vectors', 'codes', 'perplexity', 'used_fraction'],
-                                 meta_fields=[])
+jax.tree_util.register_dataclass(QuantizedResult, data_fields=['vectors', 'codes', 'code_probs'], meta_fields=[])
+
+
+def gumbel_noise(noise_key: jax.Array, shape: Sequence[int], dtype=jnp.float32) -> jax.Array:
+  """Gumbel(0, 1) noise for logits of `shape` [B, T', S, H, K]: what `quantize` draws for `noise_key`.
+
+  One key per source (split), each drawing its [B, T', H, K]. Drawn once for a whole batch, the noise can be cut
+  along B like the batch, so that parts of a batch (trainer's microbatches) see the same noise as the batch.
+  """
+  keys = jax.random.split(noise_key, shape[2])
+  per_source = (shape[0], shape[1], *shape[3:])
+  return jax.vmap(lambda key: jax.random.gumbel(key, per_source, dtype), out_axes=2)(keys)
 
 
 class GumbelQuantizer(nnx.Module):
@@ -41,13 +71,13 @@ class GumbelQuantizer(nnx.Module):
   def __init__(self, num_codebooks: int, codebook_size: int, code_dim: int, *, rngs: nnx.Rngs):
     self.codebook = nnx.Param(jax.random.normal(rngs.params(), (num_codebooks, codebook_size, code_dim)))
 
-  def __call__(self, logits: jax.Array, noise_key: jax.Array | None, tau: jax.Array | float,
+  def __call__(self, logits: jax.Array, gumbel: jax.Array | None, tau: jax.Array | float,
                hard: bool) -> tuple[jax.Array, jax.Array]:
     """Quantizes one source.
 
     Args:
       logits: [B, T', H, K].
-      noise_key: PRNG key of the Gumbel noise; None for inference (argmax, no noise).
+      gumbel: Gumbel(0, 1) noise like logits; None for inference (argmax, no noise).
       tau: temperature.
       hard: straight-through one-hot in training.
 
@@ -56,10 +86,9 @@ class GumbelQuantizer(nnx.Module):
     """
     codebook = self.codebook[...]
     codes = jnp.argmax(logits, axis=-1).astype(jnp.int32)
-    if noise_key is None:
+    if gumbel is None:
       weights = jax.nn.one_hot(codes, logits.shape[-1], dtype=codebook.dtype)
     else:
-      gumbel = jax.random.gumbel(noise_key, logits.shape, logits.dtype)
       weights = jax.nn.softmax((logits + gumbel) / tau, axis=-1)
       if hard:
         one_hot = jax.nn.one_hot(jnp.argmax(weights, axis=-1), logits.shape[-1], dtype=weights.dtype)
@@ -83,7 +112,7 @@ def make_bank(num_sources: int, num_codebooks: int, codebook_size: int, code_dim
 
 
 def quantize(bank: GumbelQuantizer, logits: jax.Array, noise_key: jax.Array | None, tau, *, hard: bool,
-             shared: bool) -> QuantizedResult:
+             shared: bool, gumbel: jax.Array | None = None) -> QuantizedResult:
   """Applies the bank to every source's logits.
 
   Args:
@@ -93,18 +122,23 @@ def quantize(bank: GumbelQuantizer, logits: jax.Array, noise_key: jax.Array | No
     tau: Gumbel-softmax temperature.
     hard: straight-through hard Gumbel.
     shared: the bank is one quantizer shared by all sources.
+    gumbel: noise like logits, used instead of drawing it from noise_key (see gumbel_noise).
   """
-  num_sources = logits.shape[2]
-  keys = None if noise_key is None else jax.random.split(noise_key, num_sources)
+  if gumbel is None and noise_key is not None:
+    gumbel = gumbel_noise(noise_key, logits.shape, logits.dtype)
   module_axis = None if shared else 0
 
-  @nnx.vmap(in_axes=(module_axis, 2, None if keys is None else 0), out_axes=2)
-  def per_source(quantizer, source_logits, key):
-    return quantizer(source_logits, key, tau, hard)
+  @nnx.vmap(in_axes=(module_axis, 2, None if gumbel is None else 2), out_axes=2)
+  def per_source(quantizer, source_logits, source_gumbel):
+    return quantizer(source_logits, source_gumbel, tau, hard)
 
-  vectors, codes = per_source(bank, logits, keys)
-  perplexity, used_fraction = codebook_stats(logits, codes)
-  return QuantizedResult(vectors=vectors, codes=codes, perplexity=perplexity, used_fraction=used_fraction)
+  vectors, codes = per_source(bank, logits, gumbel)
+  return QuantizedResult(vectors=vectors, codes=codes, code_probs=code_distribution(logits))
+
+
+def code_distribution(logits: jax.Array) -> jax.Array:
+  """The batch-mean softmax of logits [B, T', S, H, K]: [S, H, K]."""
+  return jax.nn.softmax(logits.astype(jnp.float32), axis=-1).mean(axis=(0, 1))
 
 
 def codebook_stats(logits: jax.Array, codes: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -114,11 +148,8 @@ def codebook_stats(logits: jax.Array, codes: jax.Array) -> tuple[jax.Array, jax.
     logits: [B, T', S, H, K].
     codes: int [B, T', S, H].
   """
-  num_entries = logits.shape[-1]
-  mean_probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).mean(axis=(0, 1))  # [S, H, K]
-  entropy = -jnp.sum(mean_probs * jnp.log(mean_probs + 1e-10), axis=-1)
-  used = jax.nn.one_hot(codes, num_entries, dtype=jnp.float32).max(axis=(0, 1))  # [S, H, K]
-  return jnp.exp(entropy), used.mean(axis=-1)
+  result = QuantizedResult(vectors=jnp.zeros(()), codes=codes, code_probs=code_distribution(logits))
+  return result.perplexity, result.used_fraction
 
 
 def lookup(bank: GumbelQuantizer, codes: jax.Array, *, shared: bool) -> jax.Array:

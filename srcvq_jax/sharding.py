@@ -33,6 +33,11 @@ def create_mesh(mesh_config, devices=None) -> Mesh:
                        devices=devices)
 
 
+def batch_devices(mesh: Mesh) -> int:
+  """Devices the batch is split over (data x fsdp)."""
+  return int(np.prod([mesh.shape[axis] for axis in BATCH_AXES]))
+
+
 def batch_sharding(mesh: Mesh) -> NamedSharding:
   """Leading (batch) axis split over data x fsdp."""
   return NamedSharding(mesh, P(BATCH_AXES))

@@ -26,6 +26,7 @@ from srcvq_jax import input_pipeline
 from srcvq_jax import losses
 from srcvq_jax import metric_writers
 from srcvq_jax import models
+from srcvq_jax import quantizer as quantizer_lib
 from srcvq_jax import sharding
 
 State = dict[str, Any]
@@ -107,11 +108,11 @@ def selection_masks(batch, weights) -> jax.Array:
   return jnp.stack([masks[name] for name in losses.active_selections(weights)], axis=1)
 
 
-def _forward(graphdef, params, batch, config, noise_key, tau):
-  """Loss terms, total and model output of one batch."""
+def _forward(graphdef, params, batch, config, noise_key, tau, gumbel=None):
+  """Loss terms, total and model output of one batch (gumbel: its noise, drawn for it; else from noise_key)."""
   model = nnx.merge(graphdef, params)
   masks = selection_masks(batch, config.loss.weights)
-  output = model(batch[input_pipeline.MIXTURE], masks, noise_key=noise_key, tau=tau)
+  output = model(batch[input_pipeline.MIXTURE], masks, noise_key=noise_key, tau=tau, gumbel=gumbel)
   targets = jnp.einsum('bms,bstc->bmtc', masks, batch[input_pipeline.SOURCES])
   terms = losses.reconstruction_terms(output.audio, targets, config.loss)
   return losses.weighted_total(terms, config.loss.weights), (terms, output)
@@ -126,13 +127,77 @@ def _codebook_metrics(prefix: str, quantized, source_names) -> dict[str, jax.Arr
   return metrics
 
 
-def train_step(state: State, batch, rng, *, graphdef, tx, config) -> tuple[State, dict[str, jax.Array]]:
-  """One optimizer step: encoder once, quantizer bank, decoder for every selection, losses, Adam."""
+# Most parts `train.microbatches = 0` (auto) cuts a device's batch into on XLA:CPU. Each part is its own copy of
+# the forward and backward pass in the one program, so compile time grows with the count.
+AUTO_MAX_MICROBATCHES = 4
+
+
+def microbatch_count(config, mesh) -> int:
+  """Equal parts the train step cuts each device's batch into (train.microbatches; 0 = auto).
+
+  The parts' losses and gradients are averaged inside the one jitted step: the same update as the whole batch,
+  up to float rounding (every loss term is a mean over equal-sized parts; the Gumbel noise is drawn for the whole
+  batch and cut like it; the codebook metrics combine exactly). On XLA:CPU the parts are independent subgraphs
+  that its runtime executes concurrently; as its elementwise fusions run on one thread each, one part's fusions
+  then overlap another part's matmuls: the base train step on 2 cores is ~8% faster with 4 parts than with 1
+  (docs/design.md). Auto picks one example per part there (at most AUTO_MAX_MICROBATCHES parts), and one part on
+  accelerators, which a batch of 4 already leaves idle.
+  """
+  per_device = config.data.batch_size // sharding.batch_devices(mesh)
+  requested = config.train.get('microbatches', 0)
+  if requested == 0:
+    if mesh.devices.flat[0].platform != 'cpu':
+      return 1
+    return max(n for n in range(1, AUTO_MAX_MICROBATCHES + 1) if per_device % n == 0)
+  if requested < 0 or per_device % requested:
+    raise config_lib.ConfigError(
+        f'train.microbatches={requested} must divide the {per_device} examples per device '
+        f'(data.batch_size={config.data.batch_size} over {sharding.batch_devices(mesh)} devices); 0 = auto')
+  return requested
+
+
+def _part(x: jax.Array, index: int, parts: int) -> jax.Array:
+  """Examples index, index + parts, ... of x's batch axis: with the batch split over devices in contiguous
+  blocks whose size `parts` divides, every device keeps its own examples (no resharding)."""
+  return x.reshape(x.shape[0] // parts, parts, *x.shape[1:])[:, index]
+
+
+def _loss_and_grads(graphdef, params, batch, config, noise_key, tau, parts: int):
+  """(loss, terms, quantized, grads) of the batch, computed as `parts` microbatches (see microbatch_count)."""
+  grad_fn = jax.value_and_grad(functools.partial(_forward, graphdef), has_aux=True)
+  if parts == 1:
+    (loss, (terms, output)), grads = grad_fn(params, batch, config, noise_key, tau)
+    return loss, terms, output.quantized, grads
+  mixture = batch[input_pipeline.MIXTURE]
+  q = config.quantizer
+  logits_shape = (mixture.shape[0], mixture.shape[1] // config_lib.total_stride(config), len(config.data.sources),
+                  q.num_codebooks, q.codebook_size)
+  gumbel = quantizer_lib.gumbel_noise(noise_key, logits_shape)
+  outputs = []
+  for index in range(parts):  # unrolled: independent subgraphs, which XLA:CPU runs concurrently
+    part = jax.tree.map(functools.partial(_part, index=index, parts=parts), batch)
+    (loss, (terms, output)), grads = grad_fn(params, part, config, None, tau, _part(gumbel, index, parts))
+    outputs.append((loss, terms, output.quantized, grads))
+  part_losses, part_terms, part_quantized, part_grads = zip(*outputs)
+  return (_mean_trees(part_losses), _mean_trees(part_terms),
+          quantizer_lib.QuantizedResult.concatenate(part_quantized), _mean_trees(part_grads))
+
+
+def _mean_trees(trees):
+  return jax.tree.map(lambda *leaves: sum(leaves) / len(leaves), *trees)
+
+
+def train_step(state: State, batch, rng, *, graphdef, tx, config,
+               microbatches: int = 1) -> tuple[State, dict[str, jax.Array]]:
+  """One optimizer step: encoder once, quantizer bank, decoder for every selection, losses, Adam.
+
+  microbatches: equal parts the batch is computed in (same update; see microbatch_count).
+  """
   step = state['step']
   noise_key = jax.random.fold_in(rng, step)
   tau = tau_schedule(config, step)
-  grad_fn = jax.value_and_grad(functools.partial(_forward, graphdef), has_aux=True)
-  (loss, (terms, output)), grads = grad_fn(state['params'], batch, config, noise_key, tau)
+  loss, terms, quantized, grads = _loss_and_grads(graphdef, state['params'], batch, config, noise_key, tau,
+                                                  microbatches)
   updates, opt_state = tx.update(grads, state['opt_state'], state['params'])
   params = optax.apply_updates(state['params'], updates)
   metrics = {
@@ -143,7 +208,7 @@ def train_step(state: State, batch, rng, *, graphdef, tx, config) -> tuple[State
       'train/l2_params': optax.global_norm(params),
       'train/l2_updates': optax.global_norm(updates),
       **{f'train/{name.replace("_", "/")}': value for name, value in terms.items()},
-      **_codebook_metrics('train', output.quantized, config.data.sources),
+      **_codebook_metrics('train', quantized, config.data.sources),
   }
   return {'params': params, 'opt_state': opt_state, 'step': step + 1}, metrics
 
@@ -158,7 +223,8 @@ def eval_step(params, batch, *, graphdef, config) -> tuple[dict[str, jax.Array],
 
 def jit_train_step(config, graphdef, tx, mesh, state_shardings) -> Callable:
   """The jitted, sharded train step; donates the old state's buffers."""
-  step_fn = functools.partial(train_step, graphdef=graphdef, tx=tx, config=config)
+  step_fn = functools.partial(train_step, graphdef=graphdef, tx=tx, config=config,
+                              microbatches=microbatch_count(config, mesh))
   batch_sh = sharding.batch_sharding(mesh)
   return jax.jit(step_fn, in_shardings=(state_shardings, batch_sh, sharding.replicated(mesh)),
                  out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=0)

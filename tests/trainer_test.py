@@ -41,6 +41,35 @@ def test_step_on_8_devices_equals_1_device(ci_config):
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), params_1, params_8)
 
 
+def test_microbatches_give_the_same_step(ci_config):
+  """Cutting the batch into parts (also on a 2-device mesh) gives the loss, metrics and update of the whole batch."""
+  batch = next(input_pipeline.synthetic_batches(ci_config, ci_config.data.batch_size, seed=0))
+  results = {}
+  for num_devices, parts in ((1, 1), (1, 4), (2, 2), (2, 4)):
+    ci_config.train.microbatches = parts
+    mesh, state, step = _setup(ci_config, jax.devices()[:num_devices])
+    with jax.set_mesh(mesh):
+      state, metrics = step(state, sharding.to_global(batch, mesh), jax.random.key(0))
+    results[num_devices, parts] = jax.device_get((metrics, state['params']))
+  metrics_1, params_1 = results[1, 1]
+  for key, (metrics, params) in results.items():
+    for name in ('train/loss', 'train/selective/stft', 'train/vq/perplexity', 'train/vq/used_frac/bass',
+                 'train/l2_grads'):
+      np.testing.assert_allclose(metrics[name], metrics_1[name], rtol=2e-5, err_msg=f'{key}: {name}')
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), params, params_1)
+
+
+def test_microbatch_count(ci_config):
+  ci_config.data.batch_size = 12
+  mesh = sharding.create_mesh(ci_config.mesh, devices=jax.devices()[:2])
+  assert trainer.microbatch_count(ci_config, mesh) == 3  # auto on CPU: 6 per device, at most 4 parts
+  ci_config.train.microbatches = 6
+  assert trainer.microbatch_count(ci_config, mesh) == 6
+  ci_config.train.microbatches = 4
+  with pytest.raises(config_lib.ConfigError, match='train.microbatches=4 must divide the 6 examples per device'):
+    trainer.microbatch_count(ci_config, mesh)
+
+
 def test_fsdp_mesh_gives_the_same_step(ci_config):
   batch = next(input_pipeline.synthetic_batches(ci_config, ci_config.data.batch_size, seed=0))
   losses = []

@@ -93,12 +93,15 @@ class VQVAE(nnx.Module):
     slot_features = slot_dim * (self.num_sources if self.decoder_input == 'concat' else 1)
     self.decoder = Decoder(slot_features, data.channels, model.channels, model.strides, dtype=dtype, rngs=rngs)
 
-  def encode(self, mixture: jax.Array, *, noise_key: jax.Array | None = None,
-             tau=1.0) -> quantizer_lib.QuantizedResult:
-    """[B, T, C] -> QuantizedResult (noise_key None: inference, argmax codes)."""
+  def encode(self, mixture: jax.Array, *, noise_key: jax.Array | None = None, tau=1.0,
+             gumbel: jax.Array | None = None) -> quantizer_lib.QuantizedResult:
+    """[B, T, C] -> QuantizedResult (noise_key and gumbel None: inference, argmax codes).
+
+    gumbel: Gumbel noise [B, T', S, H, K] to use instead of drawing it from noise_key (quantizer.gumbel_noise).
+    """
     logits = self.encoder(mixture)
     return quantizer_lib.quantize(self.quantizers, logits, noise_key, tau, hard=self.hard,
-                                  shared=self.shared_codebooks)
+                                  shared=self.shared_codebooks, gumbel=gumbel)
 
   def decode(self, vectors: jax.Array, masks: jax.Array) -> jax.Array:
     """Decodes each selection: vectors [B, T', S, H*D], masks [B, M, S] (1 = slot used) -> audio [B, M, T, C].
@@ -129,7 +132,7 @@ class VQVAE(nnx.Module):
     return self.decode(vectors, masks)
 
   def __call__(self, mixture: jax.Array, masks: jax.Array, *, noise_key: jax.Array | None = None,
-               tau=1.0) -> ModelOutput:
+               tau=1.0, gumbel: jax.Array | None = None) -> ModelOutput:
     """Encodes the mixture once and decodes every selection: [B, T, C], [B, M, S] -> ModelOutput."""
-    quantized = self.encode(mixture, noise_key=noise_key, tau=tau)
+    quantized = self.encode(mixture, noise_key=noise_key, tau=tau, gumbel=gumbel)
     return ModelOutput(audio=self.decode(quantized.vectors, masks), quantized=quantized)
