@@ -3,9 +3,10 @@
 Measured side by side in one process, interleaved (common.py; each timed step follows one untimed step of the same
 implementation, --settle), on the same synthetic batch and the same initial parameters (ported into
 benchmarks/torch_reference.py, whose loss and gradients tests/torch_parity_test.py checks):
-  jax             srcvq_jax.trainer.jit_train_step on a 1-device mesh (the first device, whatever
-                  XLA_FLAGS says: `make bench` exports 8 fake CPU devices); --devices 1,4 adds a 4-device mesh
-                  (fake CPU devices share the same cores; the batch of 4 must split over the mesh, so not 8)
+  jax             srcvq_jax.trainer.jit_train_step on a 1-device mesh (the first device, whatever XLA_FLAGS
+                  says); --devices 1,4 adds a 4-device mesh where XLA_FLAGS=--xla_force_host_platform_device_count
+                  gives that many fake CPU devices (they share the same cores; the batch of 4 must split over the
+                  mesh, so not 8)
   torch_eager     torch_reference.TrainStep (foreach Adam), with 1 and 2 intra-op threads (see TorchStep)
   torch_compile   the same with forward + losses under torch.compile (default mode, inductor)
   matmul          float32 2048^3 jax.jit and torch matmuls, interleaved with the steps: the peak that the FLOP
