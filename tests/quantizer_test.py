@@ -83,3 +83,26 @@ def test_perplexity_and_used_fraction():
   peaked = jax.nn.one_hot(jnp.zeros((1, 4, S, H), jnp.int32), K) * 100.0
   perplexity, _ = quantizer_lib.codebook_stats(peaked, codes)
   np.testing.assert_allclose(perplexity, 1.0, rtol=1e-3)
+
+
+def test_parts_of_a_batch_with_their_noise_combine_to_the_whole_batch():
+  """What the trainer's microbatches rely on: noise drawn for the batch and cut like it, stats combined exactly."""
+  bank = _bank()
+  logits = jax.random.normal(jax.random.key(0), (4, 5, S, H, K)) * 3.0
+  key = jax.random.key(1)
+  whole = quantizer_lib.quantize(bank, logits, key, 0.7, hard=False, shared=False)
+  noise = quantizer_lib.gumbel_noise(key, logits.shape)
+  assert noise.shape == logits.shape
+  # The same draw as quantize's own: passing it explicitly changes nothing.
+  explicit = quantizer_lib.quantize(bank, logits, None, 0.7, hard=False, shared=False, gumbel=noise)
+  np.testing.assert_array_equal(explicit.vectors, whole.vectors)
+  parts = [quantizer_lib.quantize(bank, logits[i::2], None, 0.7, hard=False, shared=False, gumbel=noise[i::2])
+           for i in range(2)]
+  combined = quantizer_lib.QuantizedResult.concatenate(parts)
+  order = np.concatenate([np.arange(0, 4, 2), np.arange(1, 4, 2)])
+  np.testing.assert_allclose(combined.vectors, whole.vectors[order], rtol=1e-6, atol=1e-6)
+  np.testing.assert_array_equal(combined.codes, whole.codes[order])
+  np.testing.assert_allclose(combined.perplexity, whole.perplexity, rtol=1e-6)
+  np.testing.assert_allclose(combined.used_fraction, whole.used_fraction)
+  # Each part alone sees a narrower code distribution than the batch: its own perplexity is not the batch's.
+  assert not np.allclose(parts[0].perplexity, whole.perplexity)
