@@ -53,7 +53,7 @@ def flops_of(compiled) -> float | None:
 
 
 class JaxStep:
-  """The project's jitted, sharded, donating train step on a mesh of the first `num_devices` devices of `backend`."""
+  """The project's jitted, sharded, donating train step on the first `num_devices` devices of `backend`."""
 
   def __init__(self, config, batch: dict[str, np.ndarray], num_devices: int = 1, backend: str | None = None):
     import jax  # pylint: disable=g-import-not-at-top

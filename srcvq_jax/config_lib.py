@@ -88,7 +88,8 @@ def validate(config, num_devices: int | None = None) -> None:
   require(train.num_steps >= 0, f'train.num_steps={train.num_steps} must be >= 0')
   for name in ('log_every', 'checkpoint_every', 'eval_every', 'keep_checkpoints'):
     require(train[name] >= 1, f'train.{name}={train[name]} must be >= 1')
-  require(train.get('microbatches', 0) >= 0, f'train.microbatches={train.get("microbatches")} must be >= 0 (0 = auto)')
+  microbatches = train.get('microbatches', 0)  # absent from configs saved before the field existed
+  require(microbatches >= 0, f'train.microbatches={microbatches} must be >= 0 (0 = auto)')
   require(config.mesh.data == -1 or config.mesh.data >= 1, f'mesh.data={config.mesh.data}: -1 or >= 1')
   require(config.mesh.fsdp >= 1, f'mesh.fsdp={config.mesh.fsdp} must be >= 1')
 

@@ -140,8 +140,9 @@ def microbatch_count(config, mesh) -> int:
   batch and cut like it; the codebook metrics combine exactly). On XLA:CPU the parts are independent subgraphs
   that its runtime executes concurrently, so one part's ops that leave a core idle (memory-bound or unpartitioned
   elementwise fusions, Eigen weight-gradient dots, per-op dispatch) overlap another part's matmuls: the base train
-  step on 2 cores is ~8% faster with 4 parts than with 1 (docs/design.md). Auto picks one example per part there (at most AUTO_MAX_MICROBATCHES parts), and one part on
-  accelerators, which a batch of 4 already leaves idle.
+  step on 2 cores is ~8% faster with 4 parts than with 1 (docs/design.md). Auto picks one example per part
+  there (at most AUTO_MAX_MICROBATCHES parts), and one part on accelerators, which a batch of 4 already leaves
+  idle.
   """
   per_device = config.data.batch_size // sharding.batch_devices(mesh)
   requested = config.train.get('microbatches', 0)

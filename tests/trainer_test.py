@@ -138,6 +138,7 @@ def test_non_finite_loss_stops_with_a_clear_error(ci_config, tmp_path):
     ('loss.weights.selective_l1', -1.0, 'must be >= 0'),
     ('quantizer.tau_end', 2.0, 'tau_end'),
     ('model.decoder_input', 'product', 'decoder_input'),
+    ('train.microbatches', -1, 'train.microbatches=-1 must be >= 0'),
 ])
 def test_validate_rejects_bad_values(ci_config, field, value, message):
   section, *rest = field.split('.')
