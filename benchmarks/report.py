@@ -68,15 +68,22 @@ def _table(records: list[dict]) -> str:
 
 
 def latest_per_script(records: list[dict]) -> list[dict]:
-  """Each script's lines from the latest run that ran it (run ids are UTC timestamps: they sort in time order).
+  """Each script's lines from the latest run that measured something (run ids are UTC timestamps: they sort in
+  time order).
 
-  So a partial run (BENCH_ONLY=...) updates its scripts' tables and keeps the others' from earlier runs.
+  So a partial run (BENCH_ONLY=...) updates its scripts' tables and keeps the others' from earlier runs, and a
+  run where a script only skipped (accelerator_step on a machine without one) keeps the table of its last
+  measuring run; a script that never measured shows its latest skip.
   """
   latest: dict[str, str] = {}
+  measured: dict[str, str] = {}
   for record in records:
-    script = record.get('script', '?')
-    latest[script] = max(latest.get(script, ''), str(record.get('run_id', '')))
-  return [r for r in records if str(r.get('run_id', '')) == latest[r.get('script', '?')]]
+    script, run = record.get('script', '?'), str(record.get('run_id', ''))
+    latest[script] = max(latest.get(script, ''), run)
+    if record.get('units') != 'skipped':
+      measured[script] = max(measured.get(script, ''), run)
+  chosen = {script: measured.get(script, run) for script, run in latest.items()}
+  return [r for r in records if str(r.get('run_id', '')) == chosen[r.get('script', '?')]]
 
 
 def render_section(records: list[dict]) -> str:
