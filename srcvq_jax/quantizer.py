@@ -34,14 +34,12 @@ class QuantizedResult:
   @property
   def perplexity(self) -> jax.Array:
     """[S, H]: exp(entropy) of the batch-mean code distribution (K = all entries equally likely)."""
-    entropy = -jnp.sum(self.code_probs * jnp.log(self.code_probs + 1e-10), axis=-1)
-    return jnp.exp(entropy)
+    return perplexity_of(self.code_probs)
 
   @property
   def used_fraction(self) -> jax.Array:
     """[S, H]: fraction of the K entries that are the argmax somewhere in the batch."""
-    num_entries = self.code_probs.shape[-1]
-    return jax.nn.one_hot(self.codes, num_entries, dtype=jnp.float32).max(axis=(0, 1)).mean(axis=-1)
+    return used_fraction_of(self.codes, self.code_probs.shape[-1])
 
   @classmethod
   def concatenate(cls, parts: Sequence[QuantizedResult]) -> QuantizedResult:
@@ -141,6 +139,16 @@ def code_distribution(logits: jax.Array) -> jax.Array:
   return jax.nn.softmax(logits.astype(jnp.float32), axis=-1).mean(axis=(0, 1))
 
 
+def perplexity_of(code_probs: jax.Array) -> jax.Array:
+  """exp(entropy) of code distributions [..., K] -> [...]."""
+  return jnp.exp(-jnp.sum(code_probs * jnp.log(code_probs + 1e-10), axis=-1))
+
+
+def used_fraction_of(codes: jax.Array, num_entries: int) -> jax.Array:
+  """Fraction of the K entries that are some frame's code: int [B, T', S, H] -> [S, H]."""
+  return jax.nn.one_hot(codes, num_entries, dtype=jnp.float32).max(axis=(0, 1)).mean(axis=-1)
+
+
 def codebook_stats(logits: jax.Array, codes: jax.Array) -> tuple[jax.Array, jax.Array]:
   """Perplexity of the batch-mean code distribution and used-entry fraction, each [S, H].
 
@@ -148,8 +156,7 @@ def codebook_stats(logits: jax.Array, codes: jax.Array) -> tuple[jax.Array, jax.
     logits: [B, T', S, H, K].
     codes: int [B, T', S, H].
   """
-  result = QuantizedResult(vectors=jnp.zeros(()), codes=codes, code_probs=code_distribution(logits))
-  return result.perplexity, result.used_fraction
+  return perplexity_of(code_distribution(logits)), used_fraction_of(codes, logits.shape[-1])
 
 
 def lookup(bank: GumbelQuantizer, codes: jax.Array, *, shared: bool) -> jax.Array:
