@@ -20,10 +20,15 @@ STATE = 'state'
 CONFIG = 'config'
 
 
+def is_local(path: str) -> bool:
+  """True for a path of the local file system (no scheme such as gs://)."""
+  return '://' not in str(path)
+
+
 def absolute(path: str) -> str:
   """Absolute local path (Orbax wants one); URLs such as gs://bucket/run go to Orbax as they are (every file of
   the project's workdirs goes through etils.epath or Orbax, so a workdir or export can be a gs:// URL)."""
-  return path if '://' in path else os.path.abspath(path)
+  return os.path.abspath(path) if is_local(path) else path
 
 
 def create_manager(workdir: str, *, keep: int = 3, async_save: bool = True,

@@ -16,10 +16,7 @@ import numpy as np
 from absl import logging
 from etils import epath
 
-
-def is_local(path: str) -> bool:
-  """True for a path of the local file system (no scheme such as gs://)."""
-  return '://' not in str(path)
+from srcvq_jax.checkpointing import is_local  # a module-level name: tests patch it to act as a URL
 
 
 def _gcs_client_installed() -> bool:
