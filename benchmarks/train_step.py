@@ -13,10 +13,11 @@ benchmarks/torch_reference.py, whose loss and gradients tests/torch_parity_test.
                   utilization is measured against, under the same machine load
 Reported: median/min ms per step, ratios, compile times, parameter count, XLA's cost-analysis FLOPs of the step
 and FLOP utilization = FLOPs / step time / peak (the best matmul's GFLOP/s of this run); with --ablations, the
-step's cost broken down by removing parts (no STFT loss, no complement, forward only, ...); with --profile, the
-XLA ops that take the most time (jax.profiler trace); with --candidates, the current step vs each alternative
-layer form (srcvq_jax/models/layers.py) forced everywhere; with --blocks, each encoder/decoder block alone, ours vs
-PyTorch eager, with its share of the matmul peak.
+step's cost broken down by removing parts (no STFT loss, no complement, no weight gradients, forward only, ...);
+with --profile, the XLA ops that take the most time (jax.profiler trace; XLA:CPU's Eigen dots run asynchronously
+and are undercounted there: the weight-gradient ablation measures them); with --candidates, the current step vs
+each alternative layer form (srcvq_jax/models/layers.py) forced everywhere; with --blocks, each encoder/decoder
+block alone, ours vs PyTorch eager, with its share of the matmul peak.
 
   python -m benchmarks.train_step [--repeats 10] [--no_compile] [--devices 1,4] [--torch_threads 1,2]
                                   [--ablations] [--profile] [--candidates] [--blocks]
@@ -24,6 +25,7 @@ PyTorch eager, with its share of the matmul peak.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import time
 
@@ -126,6 +128,38 @@ def torch_flops(config, batch, params) -> float | None:
   return float(counter.get_total_flops())
 
 
+@contextlib.contextmanager
+def _without_weight_gradients():
+  """While tracing inside the block, layers.matmul gives zero kernel gradients (a measurement, not a model)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from srcvq_jax.models import layers  # pylint: disable=g-import-not-at-top
+
+  @jax.custom_vjp
+  def product(x, kernel):
+    return jnp.dot(x, kernel, preferred_element_type=jnp.float32)
+
+  def forward(x, kernel):
+    return product(x, kernel), (x, kernel)
+
+  def backward(residuals, grad):
+    x, kernel = residuals
+    return jnp.dot(grad, kernel.T).astype(x.dtype), jnp.zeros_like(kernel)
+
+  product.defvjp(forward, backward)
+
+  def matmul(x, kernel, dtype):
+    y = product(x.reshape(-1, x.shape[-1]).astype(dtype), kernel.astype(dtype))
+    return y.reshape(*x.shape[:-1], kernel.shape[-1])
+
+  original = layers.matmul
+  layers.matmul = matmul
+  try:
+    yield
+  finally:
+    layers.matmul = original
+
+
 def run_ablations(args, batch):
   """Step time with parts removed (each variant its own jitted step), interleaved: where the time goes."""
   import jax  # pylint: disable=g-import-not-at-top
@@ -149,6 +183,11 @@ def run_ablations(args, batch):
   for name, config in variants.items():
     step = JaxStep(config, batch, 1)
     fns[name], flops[name] = step, step.flops
+  # The weight gradients (x^T dy of every layers.matmul) left out: what they cost in the step. XLA:CPU runs them
+  # as Eigen dots, asynchronously, so a trace's op events show only part of their time (--profile).
+  with _without_weight_gradients():
+    step = JaxStep(base_config(), batch, 1)
+  fns['no weight-gradient matmuls'], flops['no weight-gradient matmuls'] = step, step.flops
 
   # Forward only (loss value, no gradient, no Adam) and the loss with eval-mode (argmax) codes.
   config = base_config()
@@ -395,8 +434,11 @@ def run_profile(args, batch, top: int = 25):
   common.emit('train_step_profile', impl='total of XLA ops', config=config, units='ms/step', ms=total,
               note='sum over ops; ops can overlap, so it can exceed the step time')
   for kind, ms in by_kind.most_common(12):
+    # XLA:CPU's Eigen dots (the weight gradients) hand their work to the thread pool and return: their op events
+    # cover only part of it (the rest shows as idle time); --ablations' 'no weight-gradient matmuls' measures it.
+    note = {'note': 'asynchronous Eigen dots: undercounted'} if kind == 'dot' else {}
     common.emit('train_step_profile', impl=f'kind {kind}', config=config, units='ms/step', ms=ms,
-                share=ms / total)
+                share=ms / total, **note)
   for name, ms in per_op.most_common(top):
     common.emit('train_step_profile', impl=name, config=config, units='ms/step', ms=ms, share=ms / total,
                 shape=shapes.get(name, ''), jax_op=kinds.get(name, ''))
