@@ -151,7 +151,7 @@ class VQVAE(nn.Module):
     if self.shared_codebooks:
       codebook = codebook.expand(self.num_sources, *codebook.shape)
     vectors = torch.einsum('btshk,shkd->btshd', weights, codebook)
-    with torch.no_grad():  # codebook statistics (metrics only), as srcvq_jax.quantizer.codebook_stats
+    with torch.no_grad():  # codebook statistics (metrics only), as srcvq_jax.quantizer's perplexity_of / used_fraction_of
       mean_probs = torch.softmax(logits, dim=-1).mean(dim=(0, 1))
       perplexity = torch.exp(-(mean_probs * torch.log(mean_probs + 1e-10)).sum(-1))
       used = F.one_hot(codes, num_entries).amax(dim=(0, 1)).float().mean(-1)

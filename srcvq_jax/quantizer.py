@@ -149,16 +149,6 @@ def used_fraction_of(codes: jax.Array, num_entries: int) -> jax.Array:
   return jax.nn.one_hot(codes, num_entries, dtype=jnp.float32).max(axis=(0, 1)).mean(axis=-1)
 
 
-def codebook_stats(logits: jax.Array, codes: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """Perplexity of the batch-mean code distribution and used-entry fraction, each [S, H].
-
-  Args:
-    logits: [B, T', S, H, K].
-    codes: int [B, T', S, H].
-  """
-  return perplexity_of(code_distribution(logits)), used_fraction_of(codes, logits.shape[-1])
-
-
 def lookup(bank: GumbelQuantizer, codes: jax.Array, *, shared: bool) -> jax.Array:
   """Slot vectors of given codes (for decoding edited or generated codes): int [B, T', S, H] -> [B, T', S, H*D]."""
   codebook = bank.codebook[...]  # [S, H, K, D] or shared [H, K, D]

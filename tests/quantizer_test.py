@@ -77,11 +77,12 @@ def test_shared_codebooks():
 def test_perplexity_and_used_fraction():
   uniform = jnp.zeros((1, 4, S, H, K))
   codes = jnp.broadcast_to(jnp.arange(4)[None, :, None, None], (1, 4, S, H))
-  perplexity, used = quantizer_lib.codebook_stats(uniform, codes)
+  perplexity = quantizer_lib.perplexity_of(quantizer_lib.code_distribution(uniform))
+  used = quantizer_lib.used_fraction_of(codes, K)
   np.testing.assert_allclose(perplexity, K, rtol=1e-4)
   np.testing.assert_allclose(used, 4 / K)
   peaked = jax.nn.one_hot(jnp.zeros((1, 4, S, H), jnp.int32), K) * 100.0
-  perplexity, _ = quantizer_lib.codebook_stats(peaked, codes)
+  perplexity = quantizer_lib.perplexity_of(quantizer_lib.code_distribution(peaked))
   np.testing.assert_allclose(perplexity, 1.0, rtol=1e-3)
 
 
