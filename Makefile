@@ -11,7 +11,7 @@ TEST_ENV := XLA_FLAGS=--xla_force_host_platform_device_count=8
 DATA ?= data
 DEMO_WORKDIR ?= runs/demo
 
-.PHONY: install sysdeps test test-fast demo bench clean
+.PHONY: install sysdeps test test-slow test-all demo bench clean
 
 sysdeps:
 	@missing=""; \
@@ -34,11 +34,15 @@ $(VENV)/.installed: setup.py
 
 install: $(VENV)/.installed
 
+# The fast suite (every test not marked slow) and the slow one; CI (.ci/run) runs both, `make test-all` in one go.
 test: install
-	$(TEST_ENV) $(PY) -m pytest -q tests
-
-test-fast: install
 	$(TEST_ENV) $(PY) -m pytest -q -m "not slow" tests
+
+test-slow: install
+	$(TEST_ENV) $(PY) -m pytest -q -m slow tests
+
+test-all: install
+	$(TEST_ENV) $(PY) -m pytest -q tests
 
 demo: install
 	bash scripts/demo.sh "$(PY)" "$(DATA)" "$(DEMO_WORKDIR)"

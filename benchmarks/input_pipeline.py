@@ -3,7 +3,8 @@
   python -m benchmarks.input_pipeline [--data_dir=DIR --dataset=chorale_mix] [--config=small]
 
 Without --data_dir it renders a small ChoraleMix (8 tracks x 15 s) and builds it in a temp dir first. Prints one
-JSON line for the pipeline, one for the step, and one with the ratio (goal: pipeline >= 5x the step).
+JSON line for the pipeline (with whether TensorFlow's oneDNN kernels ran: TF_ENABLE_ONEDNN_OPTS=0/1 chooses), one
+for the step, and one with the ratio (goal: pipeline >= 5x the step).
 """
 import argparse
 import importlib
@@ -50,6 +51,12 @@ def step_rate(config, steps: int) -> float:
   return config.data.batch_size / statistics.median(times)
 
 
+def tf_onednn_enabled() -> bool:
+  """Whether TensorFlow runs its oneDNN kernels (TF_ENABLE_ONEDNN_OPTS, or by default on AVX-512-class CPUs)."""
+  from tensorflow.python.util import _pywrap_util_port  # pylint: disable=g-import-not-at-top
+  return bool(_pywrap_util_port.IsMklEnabled())
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--config', default='small', help='configs/<name>.py')
@@ -72,7 +79,8 @@ def main():
     examples_per_s, first_batch_s = pipeline_rate(config, args.batches)
     common.emit('input_pipeline', config=args.config, impl='tf.data', units='examples/s',
                 examples_per_s=examples_per_s, first_batch_s=first_batch_s, batch_size=config.data.batch_size,
-                segment_length=config.data.segment_length, sample_rate=config.data.sample_rate)
+                segment_length=config.data.segment_length, sample_rate=config.data.sample_rate,
+                tf_onednn=tf_onednn_enabled())
   consumed = step_rate(config, args.steps)
   common.emit('input_pipeline_step_consumption', config=args.config, impl='jax', units='examples/s',
               examples_per_s=consumed, devices=jax.device_count())

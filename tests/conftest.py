@@ -5,6 +5,11 @@ import sys
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                            ' --xla_force_host_platform_device_count=8').strip()
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+# TensorFlow turns its oneDNN kernels on by default only on CPUs with AVX-512-class features; elsewhere its Eigen
+# kernels run, and they accept less (e.g. a depthwise conv with unequal strides). The suite runs the portable
+# path unless the caller chose (TF reads this once, when it loads); tests/onednn_test.py reruns the TF-touching
+# tests with oneDNN on, so neither path can break unseen.
+os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '0')
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 # `from configs import ci` resolves from the repo root.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

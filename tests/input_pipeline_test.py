@@ -209,6 +209,32 @@ def test_lowpass_decimation_passes_band_and_rejects_aliases():
     assert low <= gain_db <= high, (freq, gain_db)
 
 
+@pytest.mark.parametrize('ratio', [2, 3, 4])
+def test_decimation_equals_scipy_upfirdn(ratio):
+  # An independent reference with the same taps: upfirdn's full convolution, downsampled, starts (len - 1) / ratio
+  # outputs before the first output whose window lies wholly inside the input ('VALID').
+  scipy_signal = pytest.importorskip('scipy.signal')
+  taps = ip.lowpass_taps(ratio)
+  offset = (len(taps) - 1) // ratio
+  rng = np.random.default_rng(ratio)
+  for shape in ((3, 5000, 2), (2, 4, 3001, 1)):  # [B, L, C] (load_tracks) and [B, S, L, C] (training batches)
+    x = rng.uniform(-1, 1, shape).astype(np.float32)
+    y = ip._decimate(tf.constant(x), taps, ratio).numpy()  # pylint: disable=protected-access
+    reference = scipy_signal.upfirdn(taps, x, down=ratio, axis=-2)[..., offset:offset + y.shape[-2], :]
+    assert y.shape == shape[:-2] + ((shape[-2] - len(taps)) // ratio + 1, shape[-1])
+    np.testing.assert_allclose(y, reference, rtol=0, atol=1e-6)
+
+
+def test_onednn_is_as_the_environment_says():
+  # tests/conftest.py turns oneDNN off unless the caller chose; tests/onednn_test.py reruns this file with it on.
+  # TensorFlow's own report of the kernels it runs, so that neither run tests the other path by mistake.
+  from tensorflow.python.util import _pywrap_util_port  # pylint: disable=g-import-not-at-top
+  setting = os.environ.get('TF_ENABLE_ONEDNN_OPTS')
+  if setting not in ('0', '1'):
+    pytest.skip(f'TF_ENABLE_ONEDNN_OPTS={setting!r}: TensorFlow decides by the CPU')
+  assert _pywrap_util_port.IsMklEnabled() == (setting == '1')
+
+
 def test_load_tracks(dataset):
   data_dir, root = dataset
   wav = {stem: sf.read(os.path.join(root, 'test', 'T - Test', stem + '.wav'), dtype='int16')[0] / 32768.0

@@ -11,8 +11,8 @@ from srcvq_jax import spectral
 from srcvq_jax import trainer
 
 
-@pytest.mark.parametrize('n_fft,hop,length', [(2048, 512, 44100), (1024, 512, 22016), (256, 64, 4096),
-                                              (400, 160, 3000)])
+@pytest.mark.parametrize('n_fft,hop,length', [pytest.param(2048, 512, 44100, marks=pytest.mark.slow),
+                                              (1024, 512, 22016), (256, 64, 4096), (400, 160, 3000)])
 def test_stft_magnitude_matches_librosa(n_fft, hop, length):
   x = np.random.default_rng(0).standard_normal((2, length)).astype(np.float32)
   ours = np.asarray(spectral.stft_magnitude(jnp.asarray(x), n_fft, hop))

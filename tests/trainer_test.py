@@ -41,6 +41,7 @@ def test_step_on_8_devices_equals_1_device(ci_config):
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), params_1, params_8)
 
 
+@pytest.mark.slow
 def test_microbatches_give_the_same_step(ci_config):
   """Cutting the batch into parts (also on a 2-device mesh) gives the loss, metrics and update of the whole batch."""
   batch = next(input_pipeline.synthetic_batches(ci_config, ci_config.data.batch_size, seed=0))
@@ -70,6 +71,7 @@ def test_microbatch_count(ci_config):
     trainer.microbatch_count(ci_config, mesh)
 
 
+@pytest.mark.slow
 def test_fsdp_mesh_gives_the_same_step(ci_config):
   batch = next(input_pipeline.synthetic_batches(ci_config, ci_config.data.batch_size, seed=0))
   losses = []
