@@ -43,7 +43,7 @@ setuptools.setup(
     version='0.1.0',
     description='Source-aware discrete representations of music: a VQ-VAE in JAX/Flax NNX',
     packages=setuptools.find_packages(include=['srcvq_jax', 'srcvq_jax.*', 'data_prep', 'data_prep.*',
-                                               'configs']),
+                                               'configs', 'configs.*']),
     python_requires='>=3.10',
     install_requires=CORE,
     extras_require={

@@ -68,9 +68,17 @@ def get_config():
   model.decoder_input = 'concat'
   # Compute dtype of convolutions/matmuls ('float32' or 'bfloat16'); params stay float32.
   model.dtype = 'float32'
+  # Residual dilated-conv units after every encoder and decoder block (dilations 1, 3, 9, ...; kernel
+  # residual_kernel): 0 = the paper's plain blocks.
+  model.residual_units = 0
+  model.residual_kernel = 3
 
   # --- Quantizer ---------------------------------------------------------------------------------------------------
   config.quantizer = q = ml_collections.ConfigDict()
+  # 'gumbel' (the paper's Gumbel-softmax codebooks) or 'fsq' (finite scalar quantization, srcvq_jax/fsq.py: each
+  # code is code_dim = len(fsq_levels) scalars rounded to fsq_levels values each; codebook_size = their product).
+  q.kind = 'gumbel'
+  q.fsq_levels = (8, 5, 5, 5)
   # Codebooks per source (H), entries per codebook (K), and dimension of one entry (D).
   q.num_codebooks = 2
   q.codebook_size = 64
@@ -92,12 +100,21 @@ def get_config():
   # STFT of the spectral loss (Hann window), in samples.
   loss.n_fft = 2048
   loss.hop = 512
+  # More (n_fft, hop) pairs for a multi-resolution STFT term: the '*_stft' terms are then the mean over
+  # (n_fft, hop) and these. () = the paper's single resolution.
+  loss.stft_resolutions = ()
+  # Weight of an L1 on log(|STFT| + 1e-5) inside each '*_stft' term, beside the linear-magnitude L1 (0 = off):
+  # quiet partials (a voice's harmonics) count as much as loud ones.
+  loss.log_magnitude = 0.0
 
   # --- Optimizer ---------------------------------------------------------------------------------------------------
   config.optim = optim = ml_collections.ConfigDict()
   # Adam learning rate (constant after warmup), betas; global-norm gradient clipping (0 = off).
   optim.learning_rate = 1e-4
   optim.warmup_steps = 0
+  # After the warmup: 'constant', or 'cosine' decay to final_lr_fraction x learning_rate at train.num_steps.
+  optim.schedule = 'constant'
+  optim.final_lr_fraction = 0.05
   optim.b1 = 0.9
   optim.b2 = 0.999
   optim.grad_clip_norm = 0.0
@@ -114,6 +131,10 @@ def get_config():
   train.keep_checkpoints = 3
   # Batches of the eval split per evaluation.
   train.eval_batches = 8
+  # SDR while training (srcvq_jax/sdr_monitor.py), at every evaluation: the first sdr_tracks tracks of the eval
+  # split, their first sdr_seconds seconds, argmax codes (0 tracks = off).
+  train.sdr_tracks = 4
+  train.sdr_seconds = 8.0
   # Seed of parameters and Gumbel noise.
   train.seed = 0
   # Equal parts the step computes each device's batch in, averaging their gradients (the same update as the whole

@@ -24,4 +24,6 @@ def get_config():
   config.train.checkpoint_every = 10
   config.train.eval_every = 10
   config.train.eval_batches = 1
+  config.train.sdr_tracks = 2
+  config.train.sdr_seconds = 1.0
   return config

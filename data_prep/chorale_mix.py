@@ -24,6 +24,7 @@ Needs pyfluidsynth with libfluidsynth and a GM soundfont (Debian: fluidsynth, fl
 $CHORALE_MIX_SOUNDFONT elsewhere). Rerunning skips tracks whose five wavs exist with the same parameters.
 """
 import dataclasses
+import functools
 import json
 import math
 import multiprocessing
@@ -237,6 +238,26 @@ class TrackPlan:
   seed: int        # the dataset seed
 
 
+# How tracks get their split: 1 = by position only (renders before 2026-12-01: 6 of the 50 test tracks of the
+# 150-track set shared their tune with a train/validation track); 2 = by tune (every track of a tune in one split).
+SPLIT_VERSION = 2
+# Melodic intervals of the soprano that identify a tune (the music21 corpus holds several harmonizations of many
+# tunes, e.g. bwv244.15 / 244.17 / 244.54, "O Haupt voll Blut und Wunden").
+_TUNE_INTERVALS = 12
+
+
+@functools.lru_cache(maxsize=None)
+def tune_of(path: str) -> tuple[int, ...]:
+  """The tune of a chorale file: its soprano's first _TUNE_INTERVALS melodic intervals in semitones (repeated notes
+  merged, so transposition, rhythm and repeated-note splits do not matter)."""
+  from music21 import converter  # pylint: disable=g-import-not-at-top
+
+  soprano = converter.parse(path).parts[0]
+  keys = [int(p.midi) for n in soprano.stripTies().flatten().notes for p in n.pitches[-1:]]
+  merged = [k for i, k in enumerate(keys) if i == 0 or k != keys[i - 1]]
+  return tuple(b - a for a, b in zip(merged, merged[1:]))[:_TUNE_INTERVALS]
+
+
 def split_of(index: int) -> tuple[str, bool]:
   """(subset, is_validation) of the track at `index` in the seed's order.
 
@@ -292,12 +313,21 @@ def plan_tracks(num_tracks: int, seed: int, chorales: Sequence[Chorale] | None =
   chorales = list(chorales) if chorales is not None else list_chorales()
   order = np.random.default_rng([seed, 0]).permutation(len(chorales))
   plans = []
+  split_of_tune = {}
   for k in range(num_tracks):
     chorale = chorales[order[k % len(chorales)]]
-    subset, validation = split_of(k)
+    # A tune keeps the split of its first track, so no harmonization of a test tune (or a "v2" of a chorale) is
+    # trained on; the position's split (split_of) goes to every new tune.
+    subset, validation = split_of_tune.setdefault(tune_of(chorale.path), split_of(k))
     plans.append(TrackPlan(index=k, name=_track_name(chorale, k // len(chorales)), subset=subset,
                            validation=validation, chorale=chorale, seed=seed))
   return plans
+
+
+def plan_counts(plans: Sequence[TrackPlan]) -> dict[str, int]:
+  """{'train': ..., 'validation': ..., 'test': ...} of planned tracks (train includes validation)."""
+  return {'train': sum(p.subset == 'train' for p in plans), 'validation': sum(p.validation for p in plans),
+          'test': sum(p.subset == 'test' for p in plans)}
 
 
 def _rng(plan: TrackPlan, stream_id: int) -> np.random.Generator:
@@ -891,14 +921,15 @@ def render(out_dir: str, num_tracks: int = 150, seconds: float = 30.0, seed: int
     else:
       tasks.append((plan, seconds, out_dir, False))
   to_render = sum(not t[3] for t in tasks)
-  counts = split_counts(num_tracks)
+  counts = plan_counts(plans)
   logging.info('ChoraleMix: %d tracks (%d train incl. %d validation, %d test) of %s, seed %d: %d to render, %d kept',
                num_tracks, counts['train'], counts['validation'], counts['test'],
                f'{seconds:g} s' if seconds > 0 else 'one chorale each', seed, to_render, num_tracks - to_render)
 
   def save_metadata():
     _write_json(meta_path, {
-        'dataset': 'ChoraleMix', 'render_version': RENDER_VERSION, 'seed': seed, 'num_tracks': num_tracks,
+        'dataset': 'ChoraleMix', 'render_version': RENDER_VERSION, 'split_version': SPLIT_VERSION, 'seed': seed,
+        'num_tracks': num_tracks,
         'seconds': seconds, 'sample_rate': SAMPLE_RATE, 'soundfont': os.path.basename(soundfont),
         'splits': counts, 'tracks': {p.name: records[p.name] for p in plans if p.name in records}})
 

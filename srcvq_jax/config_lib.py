@@ -12,7 +12,24 @@ DATA_SOURCES = ('synthetic', 'tfds')
 
 
 # Config fields that are tuples in configs/*.py and come back from JSON as lists.
-_TUPLE_FIELDS = (('model', 'channels'), ('model', 'strides'), ('data', 'sources'))
+_TUPLE_FIELDS = (('model', 'channels'), ('model', 'strides'), ('data', 'sources'), ('quantizer', 'fsq_levels'),
+                 ('loss', 'stft_resolutions'))
+# Fields added after workdirs and exports were first written, with the value that gives what those were trained
+# with: a saved config without one reads as that value (config_from_dict), so old checkpoints restore unchanged.
+ADDED_FIELDS = {
+    ('model', 'residual_units'): 0,
+    ('model', 'residual_kernel'): 3,
+    ('quantizer', 'kind'): 'gumbel',
+    ('quantizer', 'fsq_levels'): (8, 5, 5, 5),
+    ('loss', 'stft_resolutions'): (),
+    ('loss', 'log_magnitude'): 0.0,
+    ('optim', 'schedule'): 'constant',
+    ('optim', 'final_lr_fraction'): 0.05,
+    ('train', 'sdr_tracks'): 0,
+    ('train', 'sdr_seconds'): 8.0,
+}
+QUANTIZER_KINDS = ('gumbel', 'fsq')
+LR_SCHEDULES = ('constant', 'cosine')
 
 
 class ConfigError(ValueError):
@@ -74,6 +91,17 @@ def validate(config, num_devices: int | None = None) -> None:
   require(0 < q.tau_end <= q.tau_start,
           f'need 0 < quantizer.tau_end <= quantizer.tau_start, got {q.tau_end}, {q.tau_start}')
   require(q.tau_anneal_steps >= 1, f'quantizer.tau_anneal_steps={q.tau_anneal_steps} must be >= 1')
+  require(q.kind in QUANTIZER_KINDS, f'quantizer.kind={q.kind!r}: expected one of {QUANTIZER_KINDS}')
+  if q.kind == 'fsq':
+    levels = tuple(q.fsq_levels)
+    require(len(levels) >= 1 and all(int(v) >= 2 for v in levels),
+            f'quantizer.fsq_levels={levels}: need at least one level count, each >= 2')
+    require(q.code_dim == len(levels) and q.codebook_size == math.prod(levels),
+            f'quantizer.kind=fsq: code_dim={q.code_dim} and codebook_size={q.codebook_size} must be '
+            f'len(fsq_levels)={len(levels)} and prod(fsq_levels)={math.prod(levels)}')
+  require(model.residual_units >= 0, f'model.residual_units={model.residual_units} must be >= 0')
+  require(model.residual_kernel >= 1 and model.residual_kernel % 2 == 1,
+          f'model.residual_kernel={model.residual_kernel} must be odd and >= 1')
 
   for name, weight in loss.weights.items():
     require(weight >= 0, f'loss.weights.{name}={weight} must be >= 0')
@@ -81,6 +109,15 @@ def validate(config, num_devices: int | None = None) -> None:
   require(0 < loss.hop <= loss.n_fft, f'need 0 < loss.hop <= loss.n_fft, got {loss.hop}, {loss.n_fft}')
   require(loss.n_fft <= data.segment_length,
           f'loss.n_fft={loss.n_fft} is longer than data.segment_length={data.segment_length}')
+  for pair in loss.stft_resolutions:
+    require(len(pair) == 2 and 0 < pair[1] <= pair[0] <= data.segment_length,
+            f'loss.stft_resolutions has {tuple(pair)}: need (n_fft, hop) with 0 < hop <= n_fft <= '
+            f'data.segment_length={data.segment_length}')
+  require(loss.log_magnitude >= 0, f'loss.log_magnitude={loss.log_magnitude} must be >= 0')
+  require(optim.schedule in LR_SCHEDULES, f'optim.schedule={optim.schedule!r}: expected one of {LR_SCHEDULES}')
+  require(0 <= optim.final_lr_fraction <= 1, f'optim.final_lr_fraction={optim.final_lr_fraction} must be in [0, 1]')
+  require(train.sdr_tracks >= 0 and train.sdr_seconds > 0,
+          f'train.sdr_tracks={train.sdr_tracks} must be >= 0 and train.sdr_seconds={train.sdr_seconds} > 0')
 
   require(optim.learning_rate > 0, f'optim.learning_rate={optim.learning_rate} must be positive')
   require(optim.warmup_steps >= 0, f'optim.warmup_steps={optim.warmup_steps} must be >= 0')
@@ -98,8 +135,11 @@ def config_from_dict(config_dict: dict) -> ml_collections.ConfigDict:
   """The experiment ConfigDict from its JSON form (checkpoint or export), lists back to tuples where configs use
   tuples."""
   config_dict = copy.deepcopy(config_dict)
+  for (group, field), value in ADDED_FIELDS.items():
+    if group in config_dict:
+      config_dict[group].setdefault(field, value)
   # Converted before the ConfigDict exists: its type checks would keep a list field a list.
   for group, field in _TUPLE_FIELDS:
     if field in config_dict.get(group, {}):
-      config_dict[group][field] = tuple(config_dict[group][field])
+      config_dict[group][field] = tuple(tuple(v) if isinstance(v, list) else v for v in config_dict[group][field])
   return ml_collections.ConfigDict(config_dict)

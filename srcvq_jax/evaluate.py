@@ -56,6 +56,8 @@ def define_flags() -> None:
   flags.DEFINE_string('split', 'test', "Split to evaluate: 'test', 'validation' or 'train'.")
   flags.DEFINE_string('data_dir', None, "TFDS data dir of the tracks build (default: the config's).")
   flags.DEFINE_string('musdb_root', None, 'Read tracks through musdb.DB(root) instead of TFDS (MUSDB18-HQ layout).')
+  flags.DEFINE_integer('synthetic_tracks', None, 'Evaluate on N tracks of the NumPy synthetic source (smoke runs '
+                       'and tests; --max_seconds long, 4 s by default) instead of a dataset.')
   flags.DEFINE_bool('is_wav', True, 'With --musdb_root: wav folders (MUSDB18-HQ, ChoraleMix); --nois_wav reads '
                     'MUSDB18 .stem.mp4 (needs ffmpeg).')
   flags.DEFINE_integer('max_tracks', None, 'Evaluate only the first N tracks.')
@@ -159,6 +161,15 @@ def tfds_tracks(config, split: str, *, max_tracks: int | None = None, max_second
   return None, iterate()
 
 
+def synthetic_source_tracks(config, split: str, num_tracks: int, seconds: float):
+  """(names, iterator of (name, stems, mixture, rate)) of input_pipeline.synthetic_tracks (no dataset needed)."""
+  from srcvq_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+
+  tracks = list(input_pipeline.synthetic_tracks(config, split, num_tracks, seconds))
+  rate = int(config.data.sample_rate)
+  return [n for n, _ in tracks], ((name, stems, stems.sum(0), rate) for name, stems in tracks)
+
+
 # --- Scores ------------------------------------------------------------------------------------------------------
 
 
@@ -180,6 +191,38 @@ def silence_sdr_per_window(references: np.ndarray, sample_rate: int) -> np.ndarr
 
   per_window = sdr.sdr_per_window(references, references, sample_rate)
   return np.where(np.isnan(per_window), np.nan, 0.0)
+
+
+def track_windows(stems: np.ndarray, mixture: np.ndarray, rate: int, *, model: np.ndarray | None = None,
+                  oracle: np.ndarray | None = None) -> dict[str, np.ndarray]:
+  """Per-window SDR [S, W] of every row of one track: the baselines, and 'model' / 'oracle' when given.
+
+  Args:
+    stems: references [S, T, C]; mixture: [T, C]; rate: their sample rate.
+    model: the separation estimates [S, T, C] (slot i decoded alone from the mixture's codes).
+    oracle: the codec ceiling's estimates [S, T, C] (stem i alone in, slot i out).
+  """
+  from srcvq_jax import sdr  # pylint: disable=g-import-not-at-top
+
+  estimates_of = {'mixture': np.broadcast_to(mixture, stems.shape),
+                  'mixture_x0.25': np.broadcast_to(0.25 * mixture, stems.shape)}
+  if model is not None:
+    estimates_of['model'] = model
+  if oracle is not None:
+    estimates_of['oracle'] = oracle
+  windows = {row: sdr.sdr_per_window(stems, est, rate) for row, est in estimates_of.items()}
+  windows['silence'] = silence_sdr_per_window(stems, rate)
+  return windows
+
+
+def score_track(separator, stems: np.ndarray, mixture: np.ndarray) -> dict[str, np.ndarray]:
+  """Median-over-windows SDR [S] of every row of one track at the separator's rate, as `evaluate` scores it
+  (the in-training SDR of sdr_monitor uses this)."""
+  from srcvq_jax import sdr  # pylint: disable=g-import-not-at-top
+
+  windows = track_windows(stems, mixture, separator.sample_rate, model=separator.separate(mixture),
+                          oracle=separator.oracle(stems))
+  return {row: sdr.median_over_windows(w) for row, w in windows.items()}
 
 
 def _row_dict(values: np.ndarray, sources) -> dict:
@@ -281,14 +324,7 @@ def evaluate(separator, tracks, *, out_dir: str, split: str, data_info: dict, ru
     seconds = length / rate
     timing['audio_s'] += seconds
 
-    estimates_of = {
-        'model': estimates,
-        'oracle': oracle,
-        'mixture': np.broadcast_to(mixture, stems.shape),
-        'mixture_x0.25': np.broadcast_to(0.25 * mixture, stems.shape),
-    }
-    windows = {row: sdr.sdr_per_window(stems, est, rate) for row, est in estimates_of.items()}
-    windows['silence'] = silence_sdr_per_window(stems, rate)
+    windows = track_windows(stems, mixture, rate, model=estimates, oracle=oracle)
     scores = {row: sdr.median_over_windows(windows[row]) for row in ROWS}
     for row in ROWS:
       track_scores[row].append(scores[row])
@@ -438,7 +474,7 @@ def format_report(results: dict) -> str:
 def run(workdir: str, split: str = 'test', *, data_dir: str | None = None, musdb_root: str | None = None,
         is_wav: bool = True, max_tracks: int | None = None, max_seconds: float | None = None,
         run_museval: bool = False, run_analysis: bool = True, out_dir: str | None = None,
-        batch_size: int | None = None, progress: bool | None = None) -> dict:
+        batch_size: int | None = None, progress: bool | None = None, synthetic_tracks: int | None = None) -> dict:
   """Loads the model of `workdir`, reads the split and evaluates (what `python -m srcvq_jax.evaluate` does).
 
   Raises:
@@ -447,7 +483,10 @@ def run(workdir: str, split: str = 'test', *, data_dir: str | None = None, musdb
   from srcvq_jax import inference  # pylint: disable=g-import-not-at-top
 
   separator = inference.load(workdir, batch_size=batch_size)
-  if musdb_root:
+  if synthetic_tracks:
+    names, tracks = synthetic_source_tracks(separator.config, split, synthetic_tracks, max_seconds or 4.0)
+    data_info = {'source': 'synthetic'}
+  elif musdb_root:
     names, tracks = musdb_tracks(musdb_root, split, separator.sources, is_wav=is_wav, max_tracks=max_tracks,
                                  max_seconds=max_seconds)
     data_info = {'source': 'musdb', 'path': os.path.abspath(musdb_root)}
@@ -473,7 +512,7 @@ def main(argv):
     results = run(FLAGS.workdir, FLAGS.split, data_dir=FLAGS.data_dir, musdb_root=FLAGS.musdb_root,
                   is_wav=FLAGS.is_wav, max_tracks=FLAGS.max_tracks, max_seconds=FLAGS.max_seconds,
                   run_museval=FLAGS.museval, run_analysis=FLAGS.analysis, out_dir=out_dir,
-                  batch_size=FLAGS.batch_size)
+                  batch_size=FLAGS.batch_size, synthetic_tracks=FLAGS.synthetic_tracks)
   except cli.UserError as e:
     cli.fail(str(e))
   print(format_table(results))

@@ -29,7 +29,7 @@ import dataclasses
 import functools
 import logging
 import math
-from typing import Any, Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -43,6 +43,7 @@ from srcvq_jax import config_lib
 from srcvq_jax import export
 from srcvq_jax import quantizer as quantizer_lib
 from srcvq_jax import trainer
+from srcvq_jax.models import vqvae
 
 # Default window: this many training segments (rounded up to the stride). The margins and cross-fade (3 x 768
 # samples for strides (4, 4, 4, 4)) cost ~5% of the compute at 1 segment and ~3.5% at 1.5; longer windows leave
@@ -90,27 +91,6 @@ def match_channels(audio: np.ndarray, channels: int) -> np.ndarray:
   if channels == 1:
     return audio.mean(axis=-1, keepdims=True)
   raise ValueError(f'cannot map {have} channels to {channels}')
-
-
-def receptive_margin(strides: Sequence[int]) -> int:
-  """Samples of context on each side that make a windowed output sample exact, a multiple of the total stride.
-
-  Follows the exact dependency interval of models/layers.py's blocks (kernel 2s, stride s, encoder padding
-  s // 2 on the left): an output sample of the decoder's transposed conv at level l - 1 depends on the (at most
-  two) frames t with t s - s // 2 <= n < t s + 2 s - s // 2, and an encoder frame t on the inputs
-  [t s - s // 2, t s + 3 s / 2). The reach of the whole model (decoder up to the top frames, encoder down to the
-  input) is maximized over the phase of the sample within a frame. Strides (4, 4, 4, 4): 595 -> 768 samples.
-  """
-  total = math.prod(strides)
-  worst = 0
-  for n in range(total):
-    first, stop = n, n + 1  # dependency interval [first, stop) of output sample n
-    for s in strides:  # decoder, from the output samples up to the top frames
-      first, stop = -((2 * s - s // 2 - 1 - first) // s), (stop - 1 + s // 2) // s + 1
-    for s in reversed(strides):  # encoder, from the top frames down to the input samples
-      first, stop = first * s - s // 2, stop * s + s - s // 2
-    worst = max(worst, n - first, stop - n - 1)
-  return -(-worst // total) * total
 
 
 # --- Window plan -------------------------------------------------------------------------------------------------
@@ -225,7 +205,7 @@ def _decode_windows(graphdef, params, codes, masks):
 
 def _lookup(graphdef, params, codes):
   model = nnx.merge(graphdef, params)
-  return quantizer_lib.lookup(model.quantizers, codes, shared=model.shared_codebooks)
+  return model.lookup(codes)
 
 
 # --- Separator ---------------------------------------------------------------------------------------------------
@@ -257,8 +237,8 @@ class Separator:
     self.num_codebooks = int(config.quantizer.num_codebooks)
     self.codebook_size = int(config.quantizer.codebook_size)
     self.step, self.path = step, path
-    # The margin of models/vqvae.py's conv blocks; a model with another receptive field passes its own.
-    self.margin = receptive_margin(config.model.strides) if margin is None else int(margin)
+    # The margin of models/vqvae.py's model; a model with another receptive field passes its own.
+    self.margin = vqvae.receptive_margin(config.model) if margin is None else int(margin)
     self.fade = self.margin
     if window is None:
       window = int(DEFAULT_WINDOW_SEGMENTS * int(config.data.segment_length))
@@ -276,13 +256,17 @@ class Separator:
     self.mesh = Mesh(np.asarray(devices), ('data',))
     self._batch_sharding = NamedSharding(self.mesh, P('data'))
     self.graphdef = graphdef
-    self.params = jax.device_put(params, NamedSharding(self.mesh, P()))
+    self.set_params(params)
     self._jit_separate = jax.jit(functools.partial(_separate_windows, graphdef))
     self._jit_encode = jax.jit(functools.partial(_encode_windows, graphdef))
     self._jit_decode = jax.jit(functools.partial(_decode_windows, graphdef))
     self._jit_lookup = jax.jit(functools.partial(_lookup, graphdef))
 
   # --- Public API ---
+
+  def set_params(self, params) -> None:
+    """Replaces the model's params (same structure), e.g. a training run's current ones (sdr_monitor)."""
+    self.params = jax.device_put(params, NamedSharding(self.mesh, P()))
 
   @property
   def frames_per_second(self) -> float:

@@ -133,6 +133,21 @@ def synthetic_batches(config, batch_size: int, seed: int | Sequence[int]) -> Ite
     yield {MIXTURE: mix(sources, presence), SOURCES: sources, PRESENCE: presence, SELECT: select}
 
 
+def synthetic_tracks(config, split: str, num_tracks: int, seconds: float) -> Iterator[tuple[str, np.ndarray]]:
+  """Fixed synthetic "tracks" of a split: (name, stems float32 [S, T, C]), every source present, deterministic.
+
+  The synthetic counterpart of load_tracks (evaluation and the in-training SDR without a dataset); track k of a
+  split is the same for every call.
+  """
+  data = config.data
+  length = int(round(seconds * data.sample_rate))
+  for k in range(num_tracks):
+    rng = np.random.default_rng([zlib.crc32(split.encode()), k])
+    stems = np.stack([_synthetic_source(rng, s, length, data.channels, data.sample_rate)
+                      for s in range(len(data.sources))])
+    yield f'synthetic {split} {k}', stems
+
+
 # --- Dispatcher ------------------------------------------------------------------------------------------------
 
 

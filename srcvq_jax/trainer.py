@@ -30,7 +30,8 @@ from srcvq_jax import quantizer as quantizer_lib
 from srcvq_jax import sharding
 
 State = dict[str, Any]
-CONSOLE_KEYS = ('train/loss', 'train/tau', 'train/vq/perplexity', 'train/steps_per_sec', 'eval/loss')
+CONSOLE_KEYS = ('train/loss', 'train/tau', 'train/vq/perplexity', 'train/steps_per_sec', 'eval/loss',
+                'val_sdr/model/avg', 'val_sdr/oracle/avg')
 
 
 # --- Model, optimizer, schedules --------------------------------------------------------------------------------
@@ -49,7 +50,13 @@ def tau_schedule(config, step):
 
 
 def learning_rate_schedule(config) -> optax.Schedule:
+  """Linear warmup over optim.warmup_steps, then constant or (optim.schedule = 'cosine') a cosine decay to
+  optim.final_lr_fraction x the rate at train.num_steps."""
   optim = config.optim
+  if optim.get('schedule', 'constant') == 'cosine':
+    return optax.warmup_cosine_decay_schedule(
+        0.0, optim.learning_rate, optim.warmup_steps, max(config.train.num_steps, optim.warmup_steps + 1),
+        end_value=optim.learning_rate * optim.final_lr_fraction)
   if optim.warmup_steps:
     return optax.linear_schedule(0.0, optim.learning_rate, optim.warmup_steps)
   return optax.constant_schedule(optim.learning_rate)
@@ -171,13 +178,16 @@ def _loss_and_grads(graphdef, params, batch, config, noise_key, tau, parts: int)
     return loss, terms, output.quantized, grads
   mixture = batch[input_pipeline.MIXTURE]
   q = config.quantizer
-  logits_shape = (mixture.shape[0], mixture.shape[1] // config_lib.total_stride(config), len(config.data.sources),
-                  q.num_codebooks, q.codebook_size)
-  gumbel = quantizer_lib.gumbel_noise(noise_key, logits_shape)
+  gumbel = None
+  if q.get('kind', 'gumbel') == 'gumbel':  # FSQ draws no noise
+    logits_shape = (mixture.shape[0], mixture.shape[1] // config_lib.total_stride(config),
+                    len(config.data.sources), q.num_codebooks, q.codebook_size)
+    gumbel = quantizer_lib.gumbel_noise(noise_key, logits_shape)
   outputs = []
   for index in range(parts):  # unrolled: independent subgraphs, which XLA:CPU runs concurrently
     part = jax.tree.map(functools.partial(_part, index=index, parts=parts), batch)
-    (loss, (terms, output)), grads = grad_fn(params, part, config, None, tau, _part(gumbel, index, parts))
+    part_gumbel = None if gumbel is None else _part(gumbel, index, parts)
+    (loss, (terms, output)), grads = grad_fn(params, part, config, None, tau, part_gumbel)
     outputs.append((loss, terms, output.quantized, grads))
   part_losses, part_terms, part_quantized, part_grads = zip(*outputs)
   return (_mean_trees(part_losses), _mean_trees(part_terms),
@@ -330,6 +340,13 @@ def train_and_evaluate(config, workdir: str) -> State:
     return input_pipeline.create_batches(config, config.data.eval_split, seed=config.data.seed + 1,
                                          process_index=jax.process_index(), process_count=jax.process_count())
 
+  # --- SDR while training (validation excerpts, argmax codes) ---
+  monitor = None
+  if config.train.get('sdr_tracks', 0):
+    from srcvq_jax import sdr_monitor  # pylint: disable=g-import-not-at-top
+
+    monitor = sdr_monitor.SDRMonitor(config, graphdef)
+
   # --- Compiled steps ---
   jit_step = jit_train_step(config, graphdef, tx, mesh, state_shardings)
   jit_eval = jax.jit(functools.partial(eval_step, graphdef=graphdef, config=config),
@@ -361,6 +378,9 @@ def train_and_evaluate(config, workdir: str) -> State:
           _check_finite(eval_scalars, step)
           scalars.update(eval_scalars)
           _write_eval_audio(writer, step, eval_batch, eval_audio, config)
+          if monitor is not None:
+            # (NaN where a source is silent in every window of the excerpts, as evaluate reports it.)
+            scalars.update(monitor.scores(state['params'], float(scalars['train/tau'])))
         writer.write_scalars(step, scalars)
         remaining = (num_steps - step) / max(scalars['train/steps_per_sec'], 1e-9)
         logging.info('%s | eta %.0f s', metric_writers.format_console(step, num_steps, scalars, CONSOLE_KEYS),

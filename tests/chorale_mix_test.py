@@ -40,6 +40,24 @@ def test_split_rule_has_musdb18_proportions():
     assert counts['test'] >= 1 and counts['validation'] >= 1 and counts['train'] > counts['validation']
 
 
+def test_every_tune_lies_in_one_split():
+  # A tune's tracks all share the split of its first track, and a new tune takes its position's split.
+  plans = chorale_mix.plan_tracks(80, seed=0)  # 11 of these tracks share a tune with another one
+  moved = [p.name for p in plans if (p.subset, p.validation) != chorale_mix.split_of(p.index)]
+  assert 'BWV_244.15 - ChoraleMix' in moved
+  split_of_tune = {}
+  for plan in plans:
+    split = (plan.subset, plan.validation)
+    tune = chorale_mix.tune_of(plan.chorale.path)
+    if tune not in split_of_tune:
+      assert split == chorale_mix.split_of(plan.index), plan.name
+    assert split_of_tune.setdefault(tune, split) == split, plan.name
+  # Two harmonizations of the Passion chorale are one tune; another chorale is not.
+  corpus = {c.name: c.path for c in chorale_mix.list_chorales()}
+  assert chorale_mix.tune_of(corpus['bach/bwv244.15']) == chorale_mix.tune_of(corpus['bach/bwv244.54'])
+  assert chorale_mix.tune_of(corpus['bach/bwv244.15']) != chorale_mix.tune_of(corpus['bach/bwv269'])
+
+
 def test_layout_and_audio_format(dataset):
   root, dirs = dataset
   assert len(dirs) == NUM_TRACKS and len(set(dirs)) == NUM_TRACKS

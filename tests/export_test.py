@@ -13,6 +13,7 @@ from srcvq_jax import checkpointing
 from srcvq_jax import cli
 from srcvq_jax import config_lib
 from srcvq_jax import export
+from srcvq_jax import inference
 from srcvq_jax import input_pipeline
 from srcvq_jax import trainer
 
@@ -107,3 +108,14 @@ def test_export_cli_errors_are_one_line(tmp_path):
   line = _one_error_line(_run_export(f'--workdir={tmp_path / "missing"}', f'--out={tmp_path / "out"}'))
   assert 'does not exist' in line
   assert '--workdir is required' in _one_error_line(_run_export(f'--out={tmp_path / "out"}'))
+
+
+def test_a_workdir_written_before_the_model_options_restores_with_identical_outputs():
+  # tests/fixtures/ci_workdir_v1: a ci-config workdir (2 steps) and its separation of a fixed input, both written by
+  # the code before residual units, FSQ and the new config fields existed.
+  fixture = os.path.join(REPO, 'tests', 'fixtures')
+  separator = inference.load(os.path.join(fixture, 'ci_workdir_v1'))
+  expected = np.load(os.path.join(fixture, 'ci_workdir_v1_outputs.npz'))
+  stems, codes = separator.separate(expected['mixture'], return_codes=True)
+  np.testing.assert_array_equal(codes, expected['codes'])
+  np.testing.assert_allclose(stems, expected['stems'], rtol=0, atol=1e-6)

@@ -11,6 +11,7 @@ from srcvq_jax import checkpointing
 from srcvq_jax import cli
 from srcvq_jax import config_lib
 from srcvq_jax import inference
+from srcvq_jax.models import layers
 from srcvq_jax import trainer
 
 # A length that is a multiple of neither the window nor the ci model's stride (16).
@@ -93,8 +94,8 @@ def test_window_plan_weights_sum_to_one_and_codes_are_partitioned():
       owned[first:last] += 1
     np.testing.assert_allclose(total, 1.0, atol=1e-6)
     assert (owned == 1).all()
-  assert inference.receptive_margin((4, 4, 4, 4)) == 768
-  assert inference.receptive_margin((4, 4)) == 48
+  assert layers.receptive_margin_of_blocks((4, 4, 4, 4)) == 768
+  assert layers.receptive_margin_of_blocks((4, 4)) == 48
 
 
 def test_chunked_equals_one_shot_for_any_length(model_and_separator):
@@ -183,3 +184,24 @@ def test_missing_or_empty_checkpoint_dir_is_a_user_error(tmp_path):
   os.makedirs(tmp_path / 'bare')
   with pytest.raises(cli.UserError, match='bare: no checkpoint'):
     inference.load(str(tmp_path / 'bare'))
+
+
+@pytest.mark.parametrize('kind', ['gumbel', 'fsq'])
+def test_chunked_equals_one_shot_with_residual_units(kind):
+  # The residual units widen the receptive field: Separator's margin (vqvae.receptive_margin) must cover it.
+  from configs import ci  # pylint: disable=g-import-not-at-top
+  config = ci.get_config()
+  config.model.residual_units = 2
+  if kind == 'fsq':
+    config.quantizer.kind, config.quantizer.fsq_levels = 'fsq', (5, 3)
+    config.quantizer.code_dim, config.quantizer.codebook_size = 2, 15
+  graphdef, state = random_state(config, seed=1)
+  model = nnx.merge(graphdef, state['params'])
+  separator = inference.Separator(config, graphdef, state['params'], window=WINDOW, batch_size=2)
+  assert separator.margin > layers.receptive_margin_of_blocks(config.model.strides)
+  audio = (0.3 * np.random.default_rng(1).normal(size=(ODD_LENGTH, 2))).astype(np.float32)
+  assert separator.plan(ODD_LENGTH).num_windows >= 4
+  stems, codes = separator.separate(audio, return_codes=True)
+  expected, expected_codes, _ = _one_shot(model, audio[None], np.eye(4, dtype=np.float32)[None])
+  np.testing.assert_allclose(stems, expected[0], atol=1e-5)
+  np.testing.assert_array_equal(codes, expected_codes[0])

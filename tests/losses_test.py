@@ -63,3 +63,18 @@ def test_selective_plus_complement_is_the_mixture(ci_config):
   targets = jnp.einsum('bms,bstc->bmtc', masks, batch['sources'])
   np.testing.assert_allclose(targets.sum(axis=1), batch['mixture'], rtol=1e-5, atol=1e-6)
   assert (np.asarray(masks).sum(axis=1) <= 1).all()
+
+
+def test_multi_resolution_and_log_magnitude_terms(ci_config):
+  x = jax.random.normal(jax.random.key(0), (2, 1024, 2))
+  y = 0.5 * x + 0.1 * jax.random.normal(jax.random.key(1), (2, 1024, 2))
+  loss = ci_config.loss
+  # The paper's single resolution is the default: the same number as stft_l1.
+  np.testing.assert_allclose(losses.multi_resolution_stft_l1(x, y, loss), losses.stft_l1(x, y, 256, 64), rtol=1e-6)
+  loss.stft_resolutions = ((128, 32), (512, 128))
+  expected = np.mean([losses.stft_l1(x, y, n, h) for n, h in ((256, 64), (128, 32), (512, 128))])
+  np.testing.assert_allclose(losses.multi_resolution_stft_l1(x, y, loss), expected, rtol=1e-5)
+  loss.log_magnitude = 2.0
+  with_log = float(losses.multi_resolution_stft_l1(x, y, loss))
+  assert with_log > expected
+  assert float(losses.multi_resolution_stft_l1(x, x, loss)) == pytest.approx(0.0, abs=1e-6)

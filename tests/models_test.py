@@ -104,3 +104,45 @@ def test_bfloat16_compute_keeps_float32_params(ci_config):
   assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(params))
   out = model(jnp.ones((1, ci_config.data.segment_length, 2)) * 0.1, jnp.ones((1, 1, 4)))
   assert out.audio.dtype == jnp.float32 and np.isfinite(np.asarray(out.audio)).all()
+
+
+@pytest.mark.parametrize('kernel_size,dilation,cin,cout', [(3, 1, 4, 4), (3, 3, 2, 5), (5, 9, 3, 3)])
+def test_dilated_conv_equals_direct_convolution(kernel_size, dilation, cin, cout):
+  conv = layers.DilatedConv(cin, cout, kernel_size, dilation, rngs=nnx.Rngs(0))
+  conv.bias[...] = jax.random.normal(jax.random.key(1), (cout,))
+  x = jax.random.normal(jax.random.key(2), (2, 40, cin))
+  pad = dilation * (kernel_size - 1) // 2
+  reference = jax.lax.conv_general_dilated(x, conv.kernel[...], window_strides=(1,), padding=[(pad, pad)],
+                                           rhs_dilation=(dilation,),
+                                           dimension_numbers=('NWC', 'WIO', 'NWC')) + conv.bias[...]
+  np.testing.assert_allclose(conv(x), reference, rtol=1e-5, atol=1e-5)
+
+
+def test_residual_unit_starts_as_the_identity_and_learns():
+  unit = layers.ResidualUnit(6, 3, 3, rngs=nnx.Rngs(0))
+  x = jax.random.normal(jax.random.key(3), (2, 20, 6))
+  np.testing.assert_array_equal(unit(x), x)
+  graphdef, params = nnx.split(unit)
+  grads = jax.grad(lambda p: jnp.sum(nnx.merge(graphdef, p)(x) ** 3))(params)
+  assert float(jnp.abs(grads['out']['kernel'][...]).max()) > 0  # the zero-initialized layer gets a gradient
+  assert np.isfinite(np.asarray(grads['conv']['kernel'][...])).all()
+
+
+@pytest.mark.parametrize('kind', ['gumbel', 'fsq'])
+def test_residual_and_fsq_models_decode_their_codes(ci_config, kind):
+  ci_config.model.residual_units = 2
+  if kind == 'fsq':
+    ci_config.quantizer.kind = 'fsq'
+    ci_config.quantizer.fsq_levels = (5, 3)
+    ci_config.quantizer.code_dim, ci_config.quantizer.codebook_size = 2, 15
+  model = models.VQVAE(ci_config, rngs=nnx.Rngs(0))
+  batch = next(input_pipeline.synthetic_batches(ci_config, 2, seed=2))
+  masks = jnp.ones((2, 1, 4))
+  out = model(batch['mixture'], masks, noise_key=jax.random.key(0))
+  assert out.audio.shape == (2, 1, ci_config.data.segment_length, 2)
+  frames = ci_config.data.segment_length // 16
+  assert out.quantized.codes.shape == (2, frames, 4, ci_config.quantizer.num_codebooks)
+  inference_out = model(batch['mixture'], masks)
+  np.testing.assert_allclose(model.decode_codes(inference_out.quantized.codes, masks), inference_out.audio,
+                             rtol=1e-5, atol=1e-6)
+  assert len(model.encoder.residuals[0]) == 2 and len(model.decoder.residuals[-1]) == 2

@@ -174,3 +174,35 @@ def test_cli_reports_bad_config_in_one_line(tmp_path, override, message):
   errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
   assert len(errors) == 1 and message in errors[0], proc.stderr[-2000:]
   assert 'Traceback' not in proc.stderr
+
+
+def test_cosine_schedule_warms_up_then_decays_to_the_final_fraction(ci_config):
+  ci_config.optim.schedule = 'cosine'
+  ci_config.optim.warmup_steps = 10
+  ci_config.train.num_steps = 110
+  schedule = trainer.learning_rate_schedule(ci_config)
+  peak = ci_config.optim.learning_rate
+  assert float(schedule(0)) == 0.0
+  assert float(schedule(10)) == pytest.approx(peak)
+  assert float(schedule(60)) == pytest.approx(peak * (1 + ci_config.optim.final_lr_fraction) / 2, rel=1e-4)
+  assert float(schedule(110)) == pytest.approx(peak * ci_config.optim.final_lr_fraction, rel=1e-4)
+
+
+@pytest.mark.parametrize('microbatches', [1, 2])
+def test_fsq_residual_model_trains_on_a_fixed_batch(ci_config, microbatches):
+  ci_config.quantizer.kind, ci_config.quantizer.fsq_levels = 'fsq', (5, 3)
+  ci_config.quantizer.code_dim, ci_config.quantizer.codebook_size = 2, 15
+  ci_config.model.residual_units = 1
+  ci_config.loss.stft_resolutions = ((128, 32),)
+  ci_config.loss.log_magnitude = 1.0
+  ci_config.train.microbatches = microbatches
+  batch = next(input_pipeline.synthetic_batches(ci_config, ci_config.data.batch_size, seed=0))
+  mesh, state, step = _setup(ci_config, jax.devices()[:1])
+  losses = []
+  with jax.set_mesh(mesh):
+    global_batch = sharding.to_global(batch, mesh)
+    for _ in range(15):
+      state, metrics = step(state, global_batch, jax.random.key(0))
+      losses.append(float(metrics['train/loss']))
+  assert np.isfinite(losses).all() and np.mean(losses[-3:]) < np.mean(losses[:3]), losses
+  assert 1.0 <= float(metrics['train/vq/perplexity']) <= 15.0

@@ -7,6 +7,9 @@ The matmul forms equal `nn.Conv(kernel_size=2s, strides=s, padding=[(s // 2, s -
 """
 from __future__ import annotations
 
+import math
+from typing import Sequence
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -138,3 +141,74 @@ def glu(x: jax.Array) -> jax.Array:
   """Gated linear unit over the last axis (Demucs' 1x1 conv + GLU)."""
   a, b = jnp.split(x, 2, axis=-1)
   return a * jax.nn.sigmoid(b)
+
+
+class DilatedConv(nnx.Module):
+  """Conv1d with an odd kernel k, dilation d, stride 1 and 'same' padding: [B, T, Cin] -> [B, T, Cout].
+
+  One matmul of the k dilated taps side by side ([B, T, k Cin], an im2col: k is small) with the kernel as
+  [k Cin, Cout]; equals `jax.lax.conv_general_dilated(..., rhs_dilation=(d,), padding=[(p, p)])` with
+  p = d (k - 1) / 2 (tests/models_test.py). Kernel layout [k, Cin, Cout], a direct convolution's.
+  """
+
+  def __init__(self, in_channels: int, out_channels: int, kernel_size: int, dilation: int, *, dtype=jnp.float32,
+               rngs: nnx.Rngs):
+    if kernel_size % 2 != 1:
+      raise ValueError(f'kernel_size={kernel_size}: must be odd (symmetric same padding)')
+    self.kernel_size, self.dilation = kernel_size, dilation
+    self.kernel = nnx.Param(_lecun_normal(rngs, kernel_size * in_channels, (kernel_size, in_channels, out_channels)))
+    self.bias = nnx.Param(jnp.zeros((out_channels,), jnp.float32))
+    self.dtype = dtype
+
+  @property
+  def reach(self) -> int:
+    """Frames of context on each side that one output frame depends on."""
+    return self.dilation * (self.kernel_size - 1) // 2
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    length = x.shape[1]
+    pad = self.reach
+    padded = jnp.pad(x, ((0, 0), (pad, pad), (0, 0)))
+    taps = jnp.concatenate([padded[:, j * self.dilation:j * self.dilation + length]
+                            for j in range(self.kernel_size)], axis=-1)
+    kernel = self.kernel[...]
+    return matmul(taps, kernel.reshape(-1, kernel.shape[-1]), self.dtype) + self.bias[...]
+
+
+class ResidualUnit(nnx.Module):
+  """x + Dense(GELU(DilatedConv(GELU(x)))): a residual dilated-conv unit at one time resolution (the SEANet /
+  DAC / Demucs v3 pattern), [B, T, W] -> [B, T, W]. The last layer starts at zero, so a new unit is the identity
+  and deepens the model without changing what it computes at initialization."""
+
+  def __init__(self, width: int, kernel_size: int, dilation: int, *, dtype=jnp.float32, rngs: nnx.Rngs):
+    self.conv = DilatedConv(width, width, kernel_size, dilation, dtype=dtype, rngs=rngs)
+    self.out = Dense(width, width, dtype=dtype, rngs=rngs)
+    self.out.kernel[...] = jnp.zeros_like(self.out.kernel[...])
+
+  @property
+  def reach(self) -> int:
+    return self.conv.reach
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return x + self.out(jax.nn.gelu(self.conv(jax.nn.gelu(x))))
+
+
+def receptive_margin_of_blocks(strides: Sequence[int]) -> int:
+  """Samples of context on each side that make a windowed output sample exact, a multiple of the total stride.
+
+  Follows the exact dependency interval of this module's StridedConv / TransposedConv blocks (kernel 2s, stride s, encoder padding
+  s // 2 on the left): an output sample of the decoder's transposed conv at level l - 1 depends on the (at most
+  two) frames t with t s - s // 2 <= n < t s + 2 s - s // 2, and an encoder frame t on the inputs
+  [t s - s // 2, t s + 3 s / 2). The reach of the whole model (decoder up to the top frames, encoder down to the
+  input) is maximized over the phase of the sample within a frame. Strides (4, 4, 4, 4): 595 -> 768 samples.
+  """
+  total = math.prod(strides)
+  worst = 0
+  for n in range(total):
+    first, stop = n, n + 1  # dependency interval [first, stop) of output sample n
+    for s in strides:  # decoder, from the output samples up to the top frames
+      first, stop = -((2 * s - s // 2 - 1 - first) // s), (stop - 1 + s // 2) // s + 1
+    for s in reversed(strides):  # encoder, from the top frames down to the input samples
+      first, stop = first * s - s // 2, stop * s + s - s // 2
+    worst = max(worst, n - first, stop - n - 1)
+  return -(-worst // total) * total

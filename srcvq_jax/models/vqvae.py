@@ -7,11 +7,13 @@ complement). No U-Net skip connections: everything the decoder knows passes thro
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from srcvq_jax import fsq
 from srcvq_jax import quantizer as quantizer_lib
 from srcvq_jax.models import layers
 
@@ -26,40 +28,55 @@ class ModelOutput:
 jax.tree_util.register_dataclass(ModelOutput, data_fields=['audio', 'quantized'], meta_fields=[])
 
 
+def _residual_units(width: int, count: int, kernel_size: int, *, dtype, rngs) -> nnx.List:
+  """`count` ResidualUnits at one resolution, dilations 1, 3, 9, ... (each unit sees 3x further than the last)."""
+  return nnx.List([layers.ResidualUnit(width, kernel_size, 3**i, dtype=dtype, rngs=rngs) for i in range(count)])
+
+
 class Encoder(nnx.Module):
-  """Demucs-like blocks (strided conv k=2s -> GELU -> 1x1 conv -> GLU), then per-frame logits [B, T', S, H, K]."""
+  """Demucs-like blocks (strided conv k=2s -> GELU -> 1x1 conv -> GLU [-> residual dilated units]), then per-frame
+  outputs [B, T', S, H, out]: out = K logits (Gumbel) or d scalars (FSQ)."""
 
   def __init__(self, in_channels: int, channels, strides, num_sources: int, num_codebooks: int,
-               codebook_size: int, *, dtype, rngs: nnx.Rngs):
+               outputs_per_code: int, *, residual_units: int = 0, residual_kernel: int = 3, dtype,
+               rngs: nnx.Rngs):
     self.convs = nnx.List()
     self.mixes = nnx.List()
+    self.residuals = nnx.List()
     previous = in_channels
     for width, stride in zip(channels, strides):
       self.convs.append(layers.StridedConv(previous, width, stride, dtype=dtype, rngs=rngs))
       self.mixes.append(layers.GatedDense(width, 2 * width, dtype=dtype, rngs=rngs))
+      self.residuals.append(_residual_units(width, residual_units, residual_kernel, dtype=dtype, rngs=rngs))
       previous = width
-    self.logit_shape = (num_sources, num_codebooks, codebook_size)
-    self.to_logits = layers.Dense(previous, num_sources * num_codebooks * codebook_size, dtype=dtype, rngs=rngs)
+    self.logit_shape = (num_sources, num_codebooks, outputs_per_code)
+    self.to_logits = layers.Dense(previous, num_sources * num_codebooks * outputs_per_code, dtype=dtype, rngs=rngs)
 
   def __call__(self, audio: jax.Array) -> jax.Array:
     x = audio
-    for conv, mix in zip(self.convs, self.mixes):
+    for conv, mix, units in zip(self.convs, self.mixes, self.residuals):
       x = mix(jax.nn.gelu(conv(x)))
+      for unit in units:
+        x = unit(x)
     logits = self.to_logits(x)
     return logits.reshape(*logits.shape[:2], *self.logit_shape)
 
 
 class Decoder(nnx.Module):
-  """Mirror of the encoder: slots -> 1x1 conv -> blocks (1x1 conv -> GLU -> transposed conv -> GELU) -> audio."""
+  """Mirror of the encoder: slots -> 1x1 conv -> blocks (1x1 conv -> GLU [-> residual dilated units] ->
+  transposed conv -> GELU) -> audio."""
 
-  def __init__(self, slot_features: int, out_channels: int, channels, strides, *, dtype, rngs: nnx.Rngs):
+  def __init__(self, slot_features: int, out_channels: int, channels, strides, *, residual_units: int = 0,
+               residual_kernel: int = 3, dtype, rngs: nnx.Rngs):
     widths = list(channels)[::-1]
     self.from_slots = layers.Dense(slot_features, widths[0], dtype=dtype, rngs=rngs)
     self.mixes = nnx.List()
+    self.residuals = nnx.List()
     self.convs = nnx.List()
     targets = widths[1:] + [out_channels]
     for width, target, stride in zip(widths, targets, list(strides)[::-1]):
       self.mixes.append(layers.GatedDense(width, 2 * width, dtype=dtype, rngs=rngs))
+      self.residuals.append(_residual_units(width, residual_units, residual_kernel, dtype=dtype, rngs=rngs))
       self.convs.append(layers.TransposedConv(width, target, stride, dtype=dtype, rngs=rngs))
 
   def __call__(self, slots: jax.Array) -> jax.Array:
@@ -68,11 +85,33 @@ class Decoder(nnx.Module):
   def upsample(self, x: jax.Array) -> jax.Array:
     """Everything after the first 1x1 layer: [B, T', width] -> [B, T, C]."""
     last = len(self.convs) - 1
-    for i, (mix, conv) in enumerate(zip(self.mixes, self.convs)):
-      x = conv(mix(x))
+    for i, (mix, units, conv) in enumerate(zip(self.mixes, self.residuals, self.convs)):
+      x = mix(x)
+      for unit in units:
+        x = unit(x)
+      x = conv(x)
       if i < last:  # the output layer is linear: audio is signed and unbounded
         x = jax.nn.gelu(x)
     return x
+
+
+def receptive_margin(model_config) -> int:
+  """Samples of context on each side that make a windowed output sample exact, a multiple of the total stride.
+
+  The strided blocks' exact reach (layers.receptive_margin_of_blocks), plus each level's residual units: a unit
+  of dilation d at a level of P samples per frame reaches d (k - 1) / 2 frames further on each side, in the
+  encoder and again in the decoder; one more frame per unit covers the rounding of frame positions.
+  """
+  strides = tuple(model_config.strides)
+  margin = layers.receptive_margin_of_blocks(strides)
+  units, kernel = int(model_config.get('residual_units', 0)), int(model_config.get('residual_kernel', 3))
+  per_frame = 1
+  extra = 0
+  for stride in strides:
+    per_frame *= stride
+    extra += 2 * sum((3**i * (kernel - 1) // 2 + 1) * per_frame for i in range(units))
+  total = math.prod(strides)
+  return margin + -(-extra // total) * total
 
 
 class VQVAE(nnx.Module):
@@ -85,13 +124,23 @@ class VQVAE(nnx.Module):
     self.shared_codebooks = bool(q.shared_codebooks)
     self.hard = bool(q.hard)
     self.decoder_input = model.decoder_input
+    # 'gumbel' (the paper's) or 'fsq' (srcvq_jax/fsq.py: no codebooks; the encoder gives d scalars per code).
+    self.quantizer_kind = q.get('kind', 'gumbel')
+    self.fsq_levels = tuple(q.get('fsq_levels', ()))
+    residual = dict(residual_units=int(model.get('residual_units', 0)),
+                    residual_kernel=int(model.get('residual_kernel', 3)))
+    outputs_per_code = len(self.fsq_levels) if self.quantizer_kind == 'fsq' else q.codebook_size
     self.encoder = Encoder(data.channels, model.channels, model.strides, self.num_sources, q.num_codebooks,
-                           q.codebook_size, dtype=dtype, rngs=rngs)
-    self.quantizers = quantizer_lib.make_bank(self.num_sources, q.num_codebooks, q.codebook_size, q.code_dim,
-                                              self.shared_codebooks, rngs=rngs)
+                           outputs_per_code, **residual, dtype=dtype, rngs=rngs)
+    if self.quantizer_kind == 'fsq':
+      self.quantizers = None
+    else:
+      self.quantizers = quantizer_lib.make_bank(self.num_sources, q.num_codebooks, q.codebook_size, q.code_dim,
+                                                self.shared_codebooks, rngs=rngs)
     slot_dim = q.num_codebooks * q.code_dim
     slot_features = slot_dim * (self.num_sources if self.decoder_input == 'concat' else 1)
-    self.decoder = Decoder(slot_features, data.channels, model.channels, model.strides, dtype=dtype, rngs=rngs)
+    self.decoder = Decoder(slot_features, data.channels, model.channels, model.strides, **residual, dtype=dtype,
+                           rngs=rngs)
 
   def encode(self, mixture: jax.Array, *, noise_key: jax.Array | None = None, tau=1.0,
              gumbel: jax.Array | None = None) -> quantizer_lib.QuantizedResult:
@@ -100,8 +149,16 @@ class VQVAE(nnx.Module):
     gumbel: Gumbel noise [B, T', S, H, K] to use instead of drawing it from noise_key (quantizer.gumbel_noise).
     """
     logits = self.encoder(mixture)
+    if self.quantizer_kind == 'fsq':  # deterministic: training quantizes as inference does
+      return fsq.quantize(logits, self.fsq_levels)
     return quantizer_lib.quantize(self.quantizers, logits, noise_key, tau, hard=self.hard,
                                   shared=self.shared_codebooks, gumbel=gumbel)
+
+  def lookup(self, codes: jax.Array) -> jax.Array:
+    """Slot vectors of integer codes: [B, T', S, H] -> [B, T', S, H * D]."""
+    if self.quantizer_kind == 'fsq':
+      return fsq.lookup(codes, self.fsq_levels)
+    return quantizer_lib.lookup(self.quantizers, codes, shared=self.shared_codebooks)
 
   def decode(self, vectors: jax.Array, masks: jax.Array) -> jax.Array:
     """Decodes each selection: vectors [B, T', S, H*D], masks [B, M, S] (1 = slot used) -> audio [B, M, T, C].
@@ -128,8 +185,7 @@ class VQVAE(nnx.Module):
 
   def decode_codes(self, codes: jax.Array, masks: jax.Array) -> jax.Array:
     """Decodes integer codes [B, T', S, H] (e.g. edited or generated) under masks [B, M, S]."""
-    vectors = quantizer_lib.lookup(self.quantizers, codes, shared=self.shared_codebooks)
-    return self.decode(vectors, masks)
+    return self.decode(self.lookup(codes), masks)
 
   def __call__(self, mixture: jax.Array, masks: jax.Array, *, noise_key: jax.Array | None = None,
                tau=1.0, gumbel: jax.Array | None = None) -> ModelOutput:
