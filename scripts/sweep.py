@@ -169,6 +169,7 @@ def sweep_one(config_path: str, seed: int, args, cpu: dict) -> dict:
       'sdr': {row: results['sdr'][row] for row in ROWS},
       'bitrate_kbps': results['bitrate_kbps'], 'entropy_kbps': results['codebook'].get('entropy_kbps'),
       'realtime_factor': results['timing']['realtime_factor'],
+      'source_awareness': results.get('source_awareness'),
       'curve': training_curve(workdir),
   }
 
@@ -202,9 +203,10 @@ def render_table(rows: list[dict]) -> str:
   lines = []
   for split in sorted({r['split'] for r in rows}, key=lambda s: (s != 'validation', s)):
     header = (['config', 'steps', 'seeds', 'model avg'] + sources + ['ceiling avg', 'silence', '0.25 x mix',
-              'kbit/s (entropy)', 'train min', 'steps/s', 'x real time'])
+              'leakage dB', 'kbit/s (entropy)', 'train min', 'steps/s', 'x real time'])
     lines += [f'**{split} split** (SDR in dB, BSSEval v4 median over 1 s windows then tracks; mean ± half the '
-              'range over seeds)', '', '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+              'range over seeds; leakage: a stem alone in, the other slots\' energy over its own slot\'s, << 0 = '
+              'source-aware)', '', '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     for key, group in sorted(group_rows(rows).items()):
       if key[0] != split:
         continue
@@ -216,6 +218,7 @@ def render_table(rows: list[dict]) -> str:
       cells += [_fmt([r['sdr']['oracle']['avg'] for r in group]),
                 _fmt([r['sdr']['silence']['avg'] for r in group]),
                 _fmt([r['sdr']['mixture_x0.25']['avg'] for r in group]),
+                _fmt([(r.get('source_awareness') or {}).get('leakage_db', {}).get('avg') for r in group], 1),
                 f'{group[0]["bitrate_kbps"]:.1f} ({_fmt([r["entropy_kbps"] for r in group], 1)})',
                 _fmt([r['train_minutes'] for r in group], 1), _fmt([r['steps_per_sec'] for r in group], 2),
                 _fmt([r['realtime_factor'] for r in group], 0)]

@@ -64,6 +64,8 @@ def define_flags() -> None:
   flags.DEFINE_float('max_seconds', None, 'Evaluate only the first S seconds of every track.')
   flags.DEFINE_bool('museval', False, 'Also score the model with museval (slow: ~15 s per track on a CPU).')
   flags.DEFINE_bool('analysis', True, 't-SNE plot and cluster scores of single-source latents.')
+  flags.DEFINE_bool('leakage', True, 'Source-awareness scores: each stem alone in, every slot decoded (S more '
+                    'decodes per track).')
   flags.DEFINE_string('out', None, 'Output folder (default: WORKDIR/eval/<split>).')
   flags.DEFINE_integer('batch_size', None, 'Inference windows per model call.')
 
@@ -265,7 +267,8 @@ def _museval_track(name: str, references: np.ndarray, estimates: np.ndarray, rat
 
 
 def evaluate(separator, tracks, *, out_dir: str, split: str, data_info: dict, run_museval: bool = False,
-             run_analysis: bool = True, progress: bool | None = None, num_tracks: int | None = None) -> dict:
+             run_analysis: bool = True, progress: bool | None = None, num_tracks: int | None = None,
+             run_leakage: bool = True) -> dict:
   """Separates every track, scores all rows, writes results.json / results.md / tsne.png into out_dir.
 
   Args:
@@ -276,6 +279,8 @@ def evaluate(separator, tracks, *, out_dir: str, split: str, data_info: dict, ru
     data_info: where the tracks came from (for the report).
     run_museval: also score the model's estimates with museval.
     run_analysis: t-SNE plot and cluster scores of single-source latents.
+    run_leakage: the source-awareness scores that can fail (analysis.slot_leakage_db / slot_correlations): S more
+      decodes of every track.
     progress: tqdm bar over tracks (None: only on a terminal).
     num_tracks: number of tracks, when known (the bar's total).
 
@@ -295,6 +300,7 @@ def evaluate(separator, tracks, *, out_dir: str, split: str, data_info: dict, ru
   embeddings = analysis.SlotEmbeddings()
   frames_per_window = max(int(round(separator.frames_per_second)), 1)
   track_scores = {row: [] for row in ROWS}
+  awareness = {'leakage_db': [], 'own_correlation': [], 'other_correlation': []}
   reconstruction, per_track, museval_stores, museval_diffs = [], [], [], []
   timing = {'compile_s': 0.0, 'separation_s': 0.0, 'oracle_s': 0.0, 'audio_s': 0.0}
   dataset_rates = set()
@@ -343,6 +349,15 @@ def evaluate(separator, tracks, *, out_dir: str, split: str, data_info: dict, ru
       except ValueError as e:  # museval refuses tracks with an all-silent reference or estimate
         record['museval_error'] = str(e)
 
+    if run_leakage:
+      # Every slot decoded from each stem alone: where a stem goes (analysis.slot_leakage_db).
+      single = np.stack([separator.apply(stems[i], np.eye(num_sources, dtype=np.float32))
+                         for i in range(num_sources)])
+      awareness['leakage_db'].append(analysis.slot_leakage_db(single, stems))
+      own, other = analysis.slot_correlations(estimates, stems)
+      awareness['own_correlation'].append(own)
+      awareness['other_correlation'].append(other)
+
     usage.add(codes)
     if run_analysis:
       # Input i's codes of every slot -> vectors (slot j's codebook for slot j) -> input i's own slot i.
@@ -387,6 +402,13 @@ def evaluate(separator, tracks, *, out_dir: str, split: str, data_info: dict, ru
       museval_rows[metric] = _row_dict(values, sources)
     results['museval'] = {'scores': museval_rows, 'folder': os.path.join(out_dir, 'museval'),
                           'max_abs_sdr_diff_db': max(museval_diffs) if museval_diffs else None}
+  if run_leakage:
+    results['source_awareness'] = {
+        name: _row_dict(sdr.aggregate_tracks(values), sources) for name, values in awareness.items()}
+    results['source_awareness']['note'] = (
+        'leakage_db: a stem alone in, mean energy of the other slots\' decodes over its own slot\'s (dB, median '
+        'over tracks; << 0 = source-aware, ~0 = slots alike); own/other_correlation: squared correlation of slot '
+        'i\'s separation with reference i / with the other references')
   if run_analysis:
     results['analysis'] = analysis.embedding_summary(embeddings, sources, os.path.join(out_dir, 'tsne.png'),
                                                      shared_codebooks=bool(separator.config.quantizer.shared_codebooks),
@@ -444,6 +466,14 @@ def format_report(results: dict) -> str:
   for source, stats in codebook['per_source'].items():
     lines.append(f'  - {source}: perplexity ' + ', '.join(f'{p:.1f}' for p in stats['perplexity'])
                  + '; used ' + ', '.join(f'{100 * u:.0f}%' for u in stats['used_fraction']))
+  awareness = results.get('source_awareness')
+  if awareness:
+    lines.append('- source awareness: a stem alone in leaks ' + ', '.join(
+        f'{s} {number_or_na(awareness["leakage_db"][s], ".1f")}' for s in results['sources'])
+                 + ' dB into the other slots (their energy over its own slot\'s; << 0 is source-aware); squared '
+                 'correlation of each slot\'s separation with its own reference '
+                 f'{number_or_na(awareness["own_correlation"]["avg"], ".3f")} vs the others\' '
+                 f'{number_or_na(awareness["other_correlation"]["avg"], ".3f")}')
   found = results.get('analysis')
   if found:
     lines.append(f'- single-source latents ({found["points"]} points of ~1 s): silhouette '
@@ -474,7 +504,8 @@ def format_report(results: dict) -> str:
 def run(workdir: str, split: str = 'test', *, data_dir: str | None = None, musdb_root: str | None = None,
         is_wav: bool = True, max_tracks: int | None = None, max_seconds: float | None = None,
         run_museval: bool = False, run_analysis: bool = True, out_dir: str | None = None,
-        batch_size: int | None = None, progress: bool | None = None, synthetic_tracks: int | None = None) -> dict:
+        batch_size: int | None = None, progress: bool | None = None, synthetic_tracks: int | None = None,
+        run_leakage: bool = True) -> dict:
   """Loads the model of `workdir`, reads the split and evaluates (what `python -m srcvq_jax.evaluate` does).
 
   Raises:
@@ -499,7 +530,8 @@ def run(workdir: str, split: str = 'test', *, data_dir: str | None = None, musdb
   data_info['max_seconds'] = max_seconds
   out_dir = out_dir or os.path.join(workdir, 'eval', split)
   return evaluate(separator, tracks, out_dir=out_dir, split=split, data_info=data_info, run_museval=run_museval,
-                  run_analysis=run_analysis, progress=progress, num_tracks=len(names) if names else None)
+                  run_analysis=run_analysis, progress=progress, num_tracks=len(names) if names else None,
+                  run_leakage=run_leakage)
 
 
 def main(argv):
@@ -512,7 +544,8 @@ def main(argv):
     results = run(FLAGS.workdir, FLAGS.split, data_dir=FLAGS.data_dir, musdb_root=FLAGS.musdb_root,
                   is_wav=FLAGS.is_wav, max_tracks=FLAGS.max_tracks, max_seconds=FLAGS.max_seconds,
                   run_museval=FLAGS.museval, run_analysis=FLAGS.analysis, out_dir=out_dir,
-                  batch_size=FLAGS.batch_size, synthetic_tracks=FLAGS.synthetic_tracks)
+                  batch_size=FLAGS.batch_size, synthetic_tracks=FLAGS.synthetic_tracks,
+                  run_leakage=FLAGS.leakage)
   except cli.UserError as e:
     cli.fail(str(e))
   print(format_table(results))

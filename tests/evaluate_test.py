@@ -77,6 +77,8 @@ def test_evaluate_writes_every_row_source_and_analysis(workdir, musdb_root, tmp_
     saved = json.load(f)
   assert saved == results
   assert set(saved['sdr']) == {'model', 'oracle', 'mixture', 'silence', 'mixture_x0.25'}
+  assert {'leakage_db', 'own_correlation', 'other_correlation'} <= set(saved['source_awareness'])
+  assert all(_is_number(v) for v in saved['source_awareness']['leakage_db'].values())
   for row, scores in saved['sdr'].items():
     assert set(scores) == set(SOURCES) | {'avg'}, row
     assert all(_is_number(v) for v in scores.values()), (row, scores)
@@ -235,3 +237,27 @@ def test_slot_embeddings_skip_inactive_windows_and_cap_points():
   assert list(np.bincount(labels)) == [4, 2] and (groups == 0).all()
   capped, capped_labels, _ = embeddings.arrays(max_points=4)
   assert len(capped) == 4 and list(np.bincount(capped_labels)) == [2, 2]
+
+
+def test_source_awareness_scores_can_fail():
+  from srcvq_jax import analysis  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  stems = rng.normal(size=(4, 800, 2)).astype(np.float32) * 0.1
+  # A source-aware model: stem i decodes into slot i only (a little into the others).
+  routed = np.zeros((4, 4, 800, 2), np.float32)
+  for i in range(4):
+    routed[i, i] = stems[i]
+    routed[i, [j for j in range(4) if j != i]] = 0.01 * stems[i]
+  np.testing.assert_allclose(analysis.slot_leakage_db(routed, stems), -40.0, atol=1e-4)
+  # Slots that all decode alike (an untrained model): 0 dB; no leak at all: the floor.
+  alike = np.broadcast_to(stems[:, None], (4, 4, 800, 2))
+  np.testing.assert_allclose(analysis.slot_leakage_db(alike, stems), 0.0, atol=1e-9)
+  silent_others = np.zeros_like(routed)
+  silent_others[np.arange(4), np.arange(4)] = stems
+  np.testing.assert_array_equal(analysis.slot_leakage_db(silent_others, stems), analysis.LEAKAGE_FLOOR_DB)
+  # Separations: own reference vs the others' (a slot that outputs the mixture reproduces all alike).
+  own, other = analysis.slot_correlations(stems, stems)
+  np.testing.assert_allclose(own, 1.0)
+  assert np.all(other < 0.01)
+  own, other = analysis.slot_correlations(np.broadcast_to(stems.sum(0), stems.shape), stems)
+  assert np.all(np.abs(own - other) < 0.05)
