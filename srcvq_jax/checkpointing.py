@@ -44,12 +44,12 @@ def create_manager(workdir: str, *, keep: int = 3, async_save: bool = True,
   return ocp.CheckpointManager(directory, options=options, item_names=(STATE, CONFIG))
 
 
-def save(manager: ocp.CheckpointManager, step: int, state: Any, config_dict: dict, *, force: bool = False) -> bool:
+def save(manager: ocp.CheckpointManager, step: int, state: Any, config_dict: dict) -> bool:
   """Starts an (async) save of `state` and the config (JSON) as step `step`."""
   return manager.save(step, args=ocp.args.Composite(**{
       STATE: ocp.args.StandardSave(state),
       CONFIG: ocp.args.JsonSave(config_dict),
-  }), force=force)
+  }))
 
 
 def abstract_like(state: Any) -> Any:

@@ -141,8 +141,6 @@ def tfds_tracks(config, split: str, *, max_tracks: int | None = None, max_second
   """
   from srcvq_jax import input_pipeline  # pylint: disable=g-import-not-at-top
 
-  if not getattr(input_pipeline, 'load_tracks', None):
-    raise cli.UserError('this version of input_pipeline cannot read whole tracks; pass --musdb_root')
   if not config.data.data_dir:
     raise cli.UserError('no data: pass --data_dir=DIR (a TFDS build of data_prep.build) or --musdb_root=DIR '
                         '(MUSDB18-HQ layout)')

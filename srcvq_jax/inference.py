@@ -41,7 +41,6 @@ from srcvq_jax import checkpointing
 from srcvq_jax import cli
 from srcvq_jax import config_lib
 from srcvq_jax import export
-from srcvq_jax import quantizer as quantizer_lib
 from srcvq_jax import trainer
 from srcvq_jax.models import vqvae
 

@@ -98,6 +98,3 @@ def format_console(step: int, num_steps: int, scalars: dict[str, float], keys) -
       parts.append(f'{key.removeprefix("train/")} {scalars[key]:.4g}')
   return ' | '.join(parts)
 
-
-def log(message: str) -> None:
-  logging.info('%s', message)

@@ -71,9 +71,7 @@ class SDRMonitor:
       logging.log_first_n(logging.WARNING, 'in-training SDR skipped: params are sharded over hosts', 1)
       return {}
     params = jax.tree.map(lambda x: x if x.is_fully_addressable else x.addressable_data(0), params)
-    from srcvq_jax import evaluate  # pylint: disable=g-import-not-at-top
     from srcvq_jax import inference  # pylint: disable=g-import-not-at-top
-    from srcvq_jax import sdr  # pylint: disable=g-import-not-at-top
 
     if self._separator is None:
       self._separator = inference.Separator(self.config, self.graphdef, params)

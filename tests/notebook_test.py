@@ -60,9 +60,7 @@ def test_notebook_runs_in_ci_mode(tmp_path, monkeypatch):
   assert os.path.isdir(run_root / 'run' / 'checkpoints' / '2')  # trained 2 steps of configs/ci.py
   assert 'exported step 2' in text
   assert sorted(os.listdir(run_root / 'export')) == ['config.json', 'params']
-  if os.path.exists(os.path.join(REPO, 'srcvq_jax', 'evaluate.py')):
-    assert os.path.exists(run_root / 'run' / 'eval' / 'test' / 'results.json')
-  if os.path.exists(os.path.join(REPO, 'srcvq_jax', 'separate.py')):
-    stems = [name for _, _, files in os.walk(run_root / 'separated') for name in files if name.endswith('.wav')]
-    assert len(stems) == 4, stems  # one wav per source
-    assert text.count('<audio') == 5  # the input mixture and each stem, playable inline
+  assert os.path.exists(run_root / 'run' / 'eval' / 'test' / 'results.json')
+  stems = [name for _, _, files in os.walk(run_root / 'separated') for name in files if name.endswith('.wav')]
+  assert len(stems) == 4, stems  # one wav per source
+  assert text.count('<audio') == 5  # the input mixture and each stem, playable inline

@@ -58,12 +58,22 @@ def test_hard_gumbel_passes_soft_gradients():
   state = state.to_pure_dict()
   logits = jax.random.normal(jax.random.key(0), (1, 3, S, H, K))
 
-  def total(l):  # the module is merged inside the trace, as in the train step
-    return quantizer_lib.quantize(nnx.merge(graphdef, state), l, jax.random.key(1), 1.0, hard=True,
-                                  shared=False).vectors.sum()
+  weights = jax.random.normal(jax.random.key(2), (1, 3, S, H * D))
 
-  grad = jax.grad(total)(logits)
+  def total(l, hard):  # the module is merged inside the trace, as in the train step
+    return (quantizer_lib.quantize(nnx.merge(graphdef, state), l, jax.random.key(1), 1.0, hard=hard,
+                                   shared=False).vectors * weights).sum()
+
+  grad = jax.grad(total)(logits, True)
   assert np.abs(np.asarray(grad)).sum() > 0
+  # Straight-through: the gradient is the soft Gumbel-softmax's, while the forward pass is one codebook entry per
+  # codebook (the argmax of logits + the same noise), not the soft mixture.
+  np.testing.assert_allclose(grad, jax.grad(total)(logits, False), rtol=1e-5, atol=1e-7)
+  bank = nnx.merge(graphdef, state)
+  hard = quantizer_lib.quantize(bank, logits, jax.random.key(1), 1.0, hard=True, shared=False)
+  noise = quantizer_lib.gumbel_noise(jax.random.key(1), logits.shape)
+  codes = jnp.argmax(logits + noise, axis=-1).astype(jnp.int32)
+  np.testing.assert_allclose(hard.vectors, quantizer_lib.lookup(bank, codes, shared=False), atol=1e-6)
 
 
 def test_shared_codebooks():
