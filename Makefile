@@ -36,13 +36,13 @@ install: $(VENV)/.installed
 
 # The fast suite (every test not marked slow) and the slow one; CI (.ci/run) runs both, `make test-all` in one go.
 test: install
-	$(TEST_ENV) $(PY) -m pytest -q -m "not slow" tests
+	$(TEST_ENV) $(PY) -m pytest -q -rs -m "not slow" tests
 
 test-slow: install
-	$(TEST_ENV) $(PY) -m pytest -q -m slow tests
+	$(TEST_ENV) $(PY) -m pytest -q -rs -m slow tests
 
 test-all: install
-	$(TEST_ENV) $(PY) -m pytest -q tests
+	$(TEST_ENV) $(PY) -m pytest -q -rs tests
 
 demo: install
 	bash scripts/demo.sh "$(PY)" "$(DATA)" "$(DEMO_WORKDIR)"

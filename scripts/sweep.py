@@ -2,8 +2,8 @@
 
   python scripts/sweep.py --configs='configs/quality/*.py' --steps=1500 --seeds=0,1 --data_dir=data/full/tfds
 
-Per (config, seed): `python -m srcvq_jax.train` into RUNS/<config>/seed<seed> (config.train.seed and data.seed set
-to the seed, num_steps to --steps; a workdir that already has steps resumes up to --steps), then
+Per (config, seed): `python -m srcvq_jax.train` into RUNS/<config>/<steps>steps[-<overrides hash>]/seed<seed>
+(config.train.seed and data.seed set to the seed, num_steps to --steps; an interrupted row resumes), then
 `python -m srcvq_jax.evaluate` on --split (validation by default: levers are chosen on validation; only the final
 rows are scored on test, once, with --split=test). One JSON line per row goes to --results, with the minutes and
 steps/s of training, the CPU (lscpu model, AVX-512 or not), the SDR rows of the evaluation (model, codec ceiling,
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import glob
+import hashlib
 import json
 import math
 import os
@@ -128,7 +129,12 @@ def steps_per_second(workdir: str) -> float | None:
 def sweep_one(config_path: str, seed: int, args, cpu: dict) -> dict:
   """Trains and evaluates one (config, seed); returns its row."""
   name = run_name(config_path)
-  workdir = os.path.join(args.runs, name, f'seed{seed}')
+  # One workdir per (config, steps, overrides, seed): a row never resumes another budget's run. The split is not
+  # part of it: scoring a finished run on the test split reuses its workdir (training is then a no-op).
+  variant = f'{args.steps}steps'
+  if args.override:
+    variant += '-' + hashlib.sha1(' '.join(args.override).encode()).hexdigest()[:8]
+  workdir = os.path.join(args.runs, name, variant, f'seed{seed}')
   os.makedirs(workdir, exist_ok=True)
   log_path = os.path.join(workdir, 'sweep.log')
   python = sys.executable
@@ -207,7 +213,8 @@ def render_table(rows: list[dict]) -> str:
     lines += [f'**{split} split** (SDR in dB, BSSEval v4 median over 1 s windows then tracks; mean ± half the '
               'range over seeds; leakage: a stem alone in, the other slots\' energy over its own slot\'s, << 0 = '
               'source-aware)', '', '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-    for key, group in sorted(group_rows(rows).items()):
+    # The reference first, then the others by name.
+    for key, group in sorted(group_rows(rows).items(), key=lambda kv: ('reference' not in kv[0][2], kv[0])):
       if key[0] != split:
         continue
       _, synthetic, config, steps, overrides = key
@@ -224,6 +231,11 @@ def render_table(rows: list[dict]) -> str:
                 _fmt([r['realtime_factor'] for r in group], 0)]
       lines.append('| ' + ' | '.join(cells) + ' |')
     lines.append('')
+  scored = sorted({f'{r["split"]}: {r["tracks"]} tracks' + (f' x first {r["max_seconds"]:g} s'
+                                                             if r.get('max_seconds') else ' (whole)')
+                    for r in rows})
+  lines.append('Scored on ' + '; '.join(scored) + '. Budget of a row: its steps (batch and segment of its config); '
+               '"train min" is the wall time of training, in-training SDR evaluations included.')
   cpus = sorted({f'{r["cpu"]["model"]} ({"AVX-512" if r["cpu"]["avx512"] else "no AVX-512"}, '
                  f'{r["cpu"]["cores"]} cores)' for r in rows})
   lines.append('CPU: ' + '; '.join(cpus) + '. Sample rate of every row: '

@@ -4,9 +4,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
 def test_sweep_runs_renders_and_resumes(tmp_path):
   results = tmp_path / 'rows.jsonl'
   markdown = tmp_path / 'results.md'

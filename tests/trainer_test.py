@@ -206,3 +206,19 @@ def test_fsq_residual_model_trains_on_a_fixed_batch(ci_config, microbatches):
       losses.append(float(metrics['train/loss']))
   assert np.isfinite(losses).all() and np.mean(losses[-3:]) < np.mean(losses[:3]), losses
   assert 1.0 <= float(metrics['train/vq/perplexity']) <= 15.0
+
+
+def test_best_config_trains_a_few_steps(tmp_path):
+  from configs import best  # pylint: disable=g-import-not-at-top
+  config = best.get_config()
+  config.data.source = 'synthetic'
+  config.train.num_steps = config.train.log_every = config.train.eval_every = 2
+  config.train.checkpoint_every = 2
+  config.train.eval_batches = 1
+  config.train.sdr_tracks = 1
+  config.train.sdr_seconds = 1.0
+  state = trainer.train_and_evaluate(config, str(tmp_path / 'best'))
+  assert int(state['step']) == 2
+  with open(tmp_path / 'best' / 'metrics.jsonl', encoding='utf-8') as f:
+    last = json.loads(f.readlines()[-1])
+  assert np.isfinite(last['train/loss']) and 'val_sdr/model/avg' in last
