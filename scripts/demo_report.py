@@ -15,8 +15,12 @@ def training_curve(workdir: str, points: int = 8) -> str:
   if not rows:
     return '(no metrics)\n'
   keys = ['train/loss', 'train/selective/l1', 'train/selective/stft', 'train/complement/l1',
-          'train/complement/stft', 'train/tau', 'train/vq/perplexity', 'eval/loss', 'train/steps_per_sec']
+          'train/complement/stft', 'train/tau', 'train/vq/perplexity', 'eval/loss', 'val_sdr/model/avg',
+          'val_sdr/oracle/avg', 'train/steps_per_sec']
   keys = [k for k in keys if any(k in r for r in rows)]
+  # The in-training SDR is written at evaluations only: pick among those rows when there are any.
+  with_sdr = [r for r in rows if 'val_sdr/model/avg' in r]
+  rows = with_sdr if len(with_sdr) >= 2 else rows
   picked = [rows[round(i * (len(rows) - 1) / max(points - 1, 1))] for i in range(min(points, len(rows)))]
   lines = ['| step | ' + ' | '.join(k.replace('train/', '') for k in keys) + ' |',
            '|---|' + '---|' * len(keys)]

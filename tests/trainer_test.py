@@ -84,15 +84,21 @@ def test_fsdp_mesh_gives_the_same_step(ci_config):
   assert losses[0] == pytest.approx(losses[1], rel=1e-5)
 
 
-def test_training_on_a_fixed_batch_lowers_the_loss(ci_config):
-  batch = next(input_pipeline.synthetic_batches(ci_config, ci_config.data.batch_size, seed=0))
-  mesh, state, step = _setup(ci_config, jax.devices())
+def _train_on_a_fixed_batch(config, devices, steps):
+  """(losses, last metrics) of `steps` steps on one synthetic batch."""
+  batch = next(input_pipeline.synthetic_batches(config, config.data.batch_size, seed=0))
+  mesh, state, step = _setup(config, devices)
   losses = []
   with jax.set_mesh(mesh):
     global_batch = sharding.to_global(batch, mesh)
-    for _ in range(40):
+    for _ in range(steps):
       state, metrics = step(state, global_batch, jax.random.key(0))
       losses.append(float(metrics['train/loss']))
+  return losses, metrics
+
+
+def test_training_on_a_fixed_batch_lowers_the_loss(ci_config):
+  losses, _ = _train_on_a_fixed_batch(ci_config, jax.devices(), 40)
   assert np.isfinite(losses).all()
   assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:3]), losses
 
@@ -196,14 +202,7 @@ def test_fsq_residual_model_trains_on_a_fixed_batch(ci_config, microbatches):
   ci_config.loss.stft_resolutions = ((128, 32),)
   ci_config.loss.log_magnitude = 1.0
   ci_config.train.microbatches = microbatches
-  batch = next(input_pipeline.synthetic_batches(ci_config, ci_config.data.batch_size, seed=0))
-  mesh, state, step = _setup(ci_config, jax.devices()[:1])
-  losses = []
-  with jax.set_mesh(mesh):
-    global_batch = sharding.to_global(batch, mesh)
-    for _ in range(15):
-      state, metrics = step(state, global_batch, jax.random.key(0))
-      losses.append(float(metrics['train/loss']))
+  losses, metrics = _train_on_a_fixed_batch(ci_config, jax.devices()[:1], 15)
   assert np.isfinite(losses).all() and np.mean(losses[-3:]) < np.mean(losses[:3]), losses
   assert 1.0 <= float(metrics['train/vq/perplexity']) <= 15.0
 
