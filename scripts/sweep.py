@@ -205,6 +205,12 @@ def render_table(rows: list[dict]) -> str:
   """Markdown: one line per (split, config, steps, overrides), the mean ± half the range over its seeds."""
   if not rows:
     return '(no rows yet)\n'
+  # A row scored on another split reuses the validation row's finished workdir: its training minutes are those.
+  trained = {(r['config'], r['seed'], r['steps'], tuple(r.get('overrides', ()))): r for r in rows
+             if r['split'] == 'validation'}
+  rows = [dict(r, train_minutes=trained[key]['train_minutes']) if r['split'] != 'validation' and
+          (key := (r['config'], r['seed'], r['steps'], tuple(r.get('overrides', ())))) in trained else r
+          for r in rows]
   sources = [k for k in rows[0]['sdr']['model'] if k != 'avg']
   lines = []
   for split in sorted({r['split'] for r in rows}, key=lambda s: (s != 'validation', s)):
