@@ -194,7 +194,7 @@ def test_cosine_schedule_warms_up_then_decays_to_the_final_fraction(ci_config):
   assert float(schedule(110)) == pytest.approx(peak * ci_config.optim.final_lr_fraction, rel=1e-4)
 
 
-@pytest.mark.parametrize('microbatches', [1, 2])
+@pytest.mark.parametrize('microbatches', [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_fsq_residual_model_trains_on_a_fixed_batch(ci_config, microbatches):
   ci_config.quantizer.kind, ci_config.quantizer.fsq_levels = 'fsq', (5, 3)
   ci_config.quantizer.code_dim, ci_config.quantizer.codebook_size = 2, 15
