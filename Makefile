@@ -5,7 +5,9 @@ PY := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 # Tests see 8 fake CPU devices, like a TPU host (tests/conftest.py sets it too). The demo does not: on a 2-core
 # machine 8 fake devices are slower than 1 and their collectives can time out when the machine is busy.
-TEST_ENV := XLA_FLAGS=--xla_force_host_platform_device_count=8
+# TensorFlow's portable kernels (what a CPU without AVX-512 runs) unless the caller chose; tests/onednn_test.py
+# reruns the TensorFlow tests with oneDNN on.
+TEST_ENV := XLA_FLAGS=--xla_force_host_platform_device_count=8 TF_ENABLE_ONEDNN_OPTS=$${TF_ENABLE_ONEDNN_OPTS:-0}
 # Debian packages: ffmpeg (musdb/stempeg read audio through it), fluidsynth + a GM soundfont (ChoraleMix),
 # tcmalloc (the commands relaunch themselves with it: XLA:CPU steps ~1.4x faster, srcvq_jax/cli.py).
 DATA ?= data

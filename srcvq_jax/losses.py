@@ -41,8 +41,8 @@ def stft_l1(prediction: jax.Array, target: jax.Array, n_fft: int, hop: int, log_
 
 def multi_resolution_stft_l1(prediction: jax.Array, target: jax.Array, loss_config) -> jax.Array:
   """stft_l1 averaged over (loss.n_fft, loss.hop) and loss.stft_resolutions (just the first when those are ())."""
-  resolutions = [(loss_config.n_fft, loss_config.hop)] + [tuple(r) for r in loss_config.get('stft_resolutions', ())]
-  log_weight = float(loss_config.get('log_magnitude', 0.0))
+  resolutions = [(loss_config.n_fft, loss_config.hop)] + [tuple(r) for r in loss_config.stft_resolutions]
+  log_weight = float(loss_config.log_magnitude)
   terms = [stft_l1(prediction, target, int(n_fft), int(hop), log_weight) for n_fft, hop in resolutions]
   return sum(terms) / len(terms)
 

@@ -53,7 +53,7 @@ def learning_rate_schedule(config) -> optax.Schedule:
   """Linear warmup over optim.warmup_steps, then constant or (optim.schedule = 'cosine') a cosine decay to
   optim.final_lr_fraction x the rate at train.num_steps."""
   optim = config.optim
-  if optim.get('schedule', 'constant') == 'cosine':
+  if optim.schedule == 'cosine':
     return optax.warmup_cosine_decay_schedule(
         0.0, optim.learning_rate, optim.warmup_steps, max(config.train.num_steps, optim.warmup_steps + 1),
         end_value=optim.learning_rate * optim.final_lr_fraction)
@@ -179,7 +179,7 @@ def _loss_and_grads(graphdef, params, batch, config, noise_key, tau, parts: int)
   mixture = batch[input_pipeline.MIXTURE]
   q = config.quantizer
   gumbel = None
-  if q.get('kind', 'gumbel') == 'gumbel':  # FSQ draws no noise
+  if q.kind == 'gumbel':  # FSQ draws no noise
     logits_shape = (mixture.shape[0], mixture.shape[1] // config_lib.total_stride(config),
                     len(config.data.sources), q.num_codebooks, q.codebook_size)
     gumbel = quantizer_lib.gumbel_noise(noise_key, logits_shape)
@@ -342,7 +342,7 @@ def train_and_evaluate(config, workdir: str) -> State:
 
   # --- SDR while training (validation excerpts, argmax codes) ---
   monitor = None
-  if config.train.get('sdr_tracks', 0):
+  if config.train.sdr_tracks:
     from srcvq_jax import sdr_monitor  # pylint: disable=g-import-not-at-top
 
     monitor = sdr_monitor.SDRMonitor(config, graphdef)

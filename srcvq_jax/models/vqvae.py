@@ -104,7 +104,7 @@ def receptive_margin(model_config) -> int:
   """
   strides = tuple(model_config.strides)
   margin = layers.receptive_margin_of_blocks(strides)
-  units, kernel = int(model_config.get('residual_units', 0)), int(model_config.get('residual_kernel', 3))
+  units, kernel = int(model_config.residual_units), int(model_config.residual_kernel)
   per_frame = 1
   extra = 0
   for stride in strides:
@@ -125,10 +125,9 @@ class VQVAE(nnx.Module):
     self.hard = bool(q.hard)
     self.decoder_input = model.decoder_input
     # 'gumbel' (the paper's) or 'fsq' (srcvq_jax/fsq.py: no codebooks; the encoder gives d scalars per code).
-    self.quantizer_kind = q.get('kind', 'gumbel')
-    self.fsq_levels = tuple(q.get('fsq_levels', ()))
-    residual = dict(residual_units=int(model.get('residual_units', 0)),
-                    residual_kernel=int(model.get('residual_kernel', 3)))
+    self.quantizer_kind = q.kind
+    self.fsq_levels = tuple(q.fsq_levels)
+    residual = dict(residual_units=int(model.residual_units), residual_kernel=int(model.residual_kernel))
     outputs_per_code = len(self.fsq_levels) if self.quantizer_kind == 'fsq' else q.codebook_size
     self.encoder = Encoder(data.channels, model.channels, model.strides, self.num_sources, q.num_codebooks,
                            outputs_per_code, **residual, dtype=dtype, rngs=rngs)
