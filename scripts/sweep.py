@@ -25,12 +25,14 @@ import json
 import math
 import os
 import platform
-import re
 import subprocess
 import sys
 import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import results_md as results_md_lib  # noqa: E402  (scripts/results_md.py)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_RESULTS = os.path.join('docs', 'sweep', 'results.jsonl')
@@ -288,14 +290,7 @@ def render(rows: list[dict], results_md: str, png: str) -> None:
   body = render_table(rows)
   if has_png:
     body += f'\n![validation SDR curves]({os.path.relpath(png, os.path.dirname(results_md))})\n'
-  section = f'{BEGIN}\n{body}{END}'
-  text = open(results_md, encoding='utf-8').read() if os.path.exists(results_md) else ''
-  if BEGIN in text and END in text:
-    text = re.sub(re.escape(BEGIN) + '.*?' + re.escape(END), lambda _: section, text, flags=re.S)
-  else:
-    text = text.rstrip('\n') + '\n\n## Quality sweep\n\n' + section + '\n'
-  with open(results_md, 'w', encoding='utf-8') as f:
-    f.write(text)
+  results_md_lib.write_section(results_md, BEGIN, END, body, 'Quality sweep')
 
 
 def main(argv=None) -> None:

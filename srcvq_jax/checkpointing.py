@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, Callable
+
+from absl import logging
 
 import jax
 import orbax.checkpoint as ocp
@@ -18,6 +20,8 @@ from etils import epath
 CHECKPOINT_DIR = 'checkpoints'
 STATE = 'state'
 CONFIG = 'config'
+# Steps that failed to restore are moved here (never deleted), so that the next save of that step does not collide.
+CORRUPT_DIR = 'corrupt'
 
 
 def is_local(path: str) -> bool:
@@ -63,6 +67,58 @@ def restore(manager: ocp.CheckpointManager, step: int, target: Any) -> Any:
   restored = manager.restore(step, args=ocp.args.Composite(**{STATE: ocp.args.StandardRestore(
       abstract_like(target))}))
   return restored[STATE]
+
+
+def reason(error: BaseException) -> str:
+  """One short line of an exception (its type and first line), for warnings and errors."""
+  text = str(error).strip().splitlines()
+  first = next((line.strip() for line in text if line.strip()), '')
+  return f'{type(error).__name__}: {first[:200]}' if first else type(error).__name__
+
+
+def move_aside(manager: ocp.CheckpointManager, step: int) -> str | None:
+  """Moves CHECKPOINTS/<step> to CHECKPOINTS/corrupt/<step>[.n] (process 0; local or gs://); returns where."""
+  if jax.process_index() != 0:
+    return None
+  directory = epath.Path(manager.directory)
+  source = directory / str(step)
+  if not source.exists():
+    return None
+  (directory / CORRUPT_DIR).mkdir(parents=True, exist_ok=True)
+  target, n = directory / CORRUPT_DIR / str(step), 1
+  while target.exists():
+    target, n = directory / CORRUPT_DIR / f'{step}.{n}', n + 1
+  source.rename(target)
+  return str(target)
+
+
+def restore_latest(manager: ocp.CheckpointManager, restore_step: Callable[[int], Any], *, move_bad: bool,
+                   check: Callable[[int, BaseException], None] | None = None) -> tuple[Any, int | None]:
+  """(restore_step(step), step) of the newest step that restores, walking back over steps that do not (truncated
+  files, missing metadata, empty step folders): each is one warning naming the step and the problem, and with
+  `move_bad` (a trainer, which will save that step again) it is moved to CHECKPOINTS/corrupt/. (None, None) when
+  no step restores (or there is none).
+
+  restore_step: step -> what was restored (e.g. `lambda step: restore(manager, step, target)`).
+  check: called with (step, error) before a failed step is treated as corrupt; it may raise instead (e.g. a
+    config whose model differs from the checkpoint's: the user's mistake, not a broken file).
+  """
+  result, found, moved_any = None, None, False
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      result, found = restore_step(step), step
+      break
+    except Exception as error:  # pylint: disable=broad-except  (Orbax and TensorStore raise many types)
+      if check is not None:
+        check(step, error)
+      moved = move_aside(manager, step) if move_bad else None
+      moved_any = moved_any or moved is not None
+      logging.warning('checkpoint step %d in %s does not restore (%s); %s', step, manager.directory,
+                      reason(error), f'moved it to {moved}; trying the step before' if moved else
+                      'trying the step before')
+  if moved_any:
+    manager.reload()  # the manager's list of steps no longer has the moved ones
+  return result, found
 
 
 def restore_config(manager: ocp.CheckpointManager, step: int) -> dict:

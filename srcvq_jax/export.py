@@ -59,22 +59,36 @@ def load_checkpoint_params(workdir: str, step: int | None = None) -> tuple[ml_co
   """
   from srcvq_jax import checkpointing, sharding, trainer  # pylint: disable=g-import-not-at-top
 
-  manager, latest = open_checkpoints(workdir)
-  try:
-    if step is None:
-      step = latest
-    elif step not in manager.all_steps():
-      raise cli.UserError(f'no checkpoint of step {step} in {manager.directory} (steps: '
-                          f'{sorted(manager.all_steps())})')
-    config = config_lib.config_from_dict(checkpointing.restore_config(manager, step))
-    mesh = sharding.create_mesh(ml_collections.ConfigDict(_EXPORT_MESH))
+  manager, _ = open_checkpoints(workdir)
+  mesh = sharding.create_mesh(ml_collections.ConfigDict(_EXPORT_MESH))
+
+  def restore_step(candidate):
+    config = config_lib.config_from_dict(checkpointing.restore_config(manager, candidate))
     _, target = trainer.abstract_train_state(config, mesh)
     # The whole state is restored (the checkpoint's structure) and only params are kept: checkpointing.py has no
     # partial restore, and the moments cost ~2x params of memory for the time of an export.
-    state = checkpointing.restore(manager, step, target)
+    return config, checkpointing.restore(manager, candidate, target)['params']
+
+  try:
+    if step is not None:
+      if step not in manager.all_steps():
+        raise cli.UserError(f'no checkpoint of step {step} in {manager.directory} (steps: '
+                            f'{sorted(manager.all_steps())})')
+      try:
+        config, params = restore_step(step)
+      except Exception as e:  # pylint: disable=broad-except  (Orbax and TensorStore raise many types)
+        raise cli.UserError(f'checkpoint step {step} in {manager.directory} does not restore '
+                            f'({checkpointing.reason(e)})') from None
+    else:
+      # The newest step that restores (a read-only command moves nothing; the trainer moves broken steps aside).
+      restored, step = checkpointing.restore_latest(manager, restore_step, move_bad=False)
+      if step is None:
+        raise cli.UserError(f'no checkpoint in {manager.directory} restores (steps {sorted(manager.all_steps())} '
+                            'are all broken: see the warnings above)')
+      config, params = restored
   finally:
     manager.close()
-  return config, state['params'], step
+  return config, params, step
 
 
 def export(workdir: str, out: str, step: int | None = None) -> int:

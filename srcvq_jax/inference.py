@@ -331,7 +331,7 @@ class Separator:
 
     Args:
       codes: int [T', S, H] or [B, T', S, H].
-      masks: [S] or [M, S] (1 = slot used).
+      masks: [S] or [M, S] (1 = slot used), or per frame [M, T', S] (a slot used in some frames only).
       progress: tqdm progress bar over windows.
 
     Returns:
@@ -345,7 +345,11 @@ class Separator:
                        f'{self.num_codebooks}]')
     masks = np.asarray(masks, np.float32)
     one_mask = masks.ndim == 1
-    masks = masks[None] if one_mask else masks  # [M, S]
+    masks = masks[None] if one_mask else masks  # [M, S] or [M, T', S]
+    if masks.shape[-1] != self.num_sources or masks.ndim > 3 or (
+        masks.ndim == 3 and masks.shape[1] != codes.shape[1]):
+      raise ValueError(f'masks of shape {masks.shape}: expected [{self.num_sources}], [M, {self.num_sources}] or '
+                       f'[M, {codes.shape[1]} frames, {self.num_sources}]')
     masks = np.broadcast_to(masks[None], (codes.shape[0],) + masks.shape)
     audio, _ = self._run('decode', codes, masks, progress=progress)
     audio = audio[:, 0] if one_mask else audio
@@ -392,7 +396,7 @@ class Separator:
     Args:
       kind: 'separate' (audio in -> audio + codes), 'encode' (audio in -> codes), 'decode' (codes in -> audio).
       inputs: audio float32 [N, T, C] or, for 'decode', codes int32 [N, T', S, H].
-      masks: [N, M, S] selections per input (None for 'encode').
+      masks: [N, M, S] selections per input (None for 'encode'); for 'decode' also per frame, [N, M, T', S].
       progress: tqdm progress bar over windows.
 
     Returns:
@@ -406,6 +410,9 @@ class Separator:
     pad[1] = (0, plan.length // unit - inputs.shape[1])
     padded = np.pad(inputs, pad)
     frames = plan.length // self.stride
+    frame_masks = masks is not None and masks.ndim == 4
+    if frame_masks:  # windowed like the codes
+      masks = np.pad(masks, ((0, 0), (0, 0), (0, frames - masks.shape[2]), (0, 0)))
     wants_audio, wants_codes = kind != 'encode', kind != 'decode'
     audio = (np.zeros((num_inputs, masks.shape[1], plan.length, self.channels), np.float32)
              if wants_audio else None)
@@ -425,8 +432,14 @@ class Separator:
       x = jax.device_put(x, self._batch_sharding)
       if kind == 'encode':
         return self._jit_encode(self.params, x)
-      m = np.zeros((batch,) + masks.shape[1:], np.float32)
-      m[:len(chunk)] = masks[[n for n, _ in chunk]]
+      if frame_masks:
+        m = np.zeros((batch, masks.shape[1], width, masks.shape[3]), np.float32)
+        for i, (n, k) in enumerate(chunk):
+          start = plan.starts[k] // unit
+          m[i] = masks[n, :, start:start + width]
+      else:
+        m = np.zeros((batch,) + masks.shape[1:], np.float32)
+        m[:len(chunk)] = masks[[n for n, _ in chunk]]
       m = jax.device_put(m, self._batch_sharding)
       fn = self._jit_decode if kind == 'decode' else self._jit_separate
       return fn(self.params, x, m)
@@ -478,6 +491,17 @@ def _abstract_params(config, sharding) -> tuple[nnx.GraphDef, Any]:
   return graphdef, jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract)
 
 
+class _DropLibraryRecords(logging.Filter):
+  """Drops records below `level` that come from Orbax (not from this project)."""
+
+  def __init__(self, level: int):
+    super().__init__()
+    self.level = level
+
+  def filter(self, record):
+    return record.levelno >= self.level or '/orbax/' not in record.pathname
+
+
 def load(path: str, *, step: int | None = None, window: int | None = None, batch_size: int | None = None,
          devices=None) -> Separator:
   """Loads a model for inference.
@@ -509,14 +533,15 @@ def load(path: str, *, step: int | None = None, window: int | None = None, batch
   if not checkpoints.is_dir():
     raise cli.UserError(f'{path}: no checkpoint ({checkpoints} does not exist) and not an export dir '
                         f'({checkpointing.EXPORT_CONFIG} + {checkpointing.EXPORT_PARAMS}/)')
-  # Orbax warns at WARNING level that a read-only manager does not save; expected here, and noise on a CLI's stderr.
+  # Orbax warns at WARNING level that a read-only manager does not save; expected here, and noise on a CLI's stderr
+  # (the project's own warnings, e.g. a broken checkpoint step skipped, still show).
   absl_logger = logging.getLogger('absl')
-  level = absl_logger.level
-  absl_logger.setLevel(logging.ERROR)
+  quiet_orbax = _DropLibraryRecords(logging.ERROR)
+  absl_logger.addFilter(quiet_orbax)
   try:
     config, params, step = export.load_checkpoint_params(path, step)
   finally:
-    absl_logger.setLevel(level)
+    absl_logger.removeFilter(quiet_orbax)
   graphdef, _ = trainer.split_model(nnx.eval_shape(lambda: trainer.create_model(config)))
   params = jax.device_put(params, sharding)
   return Separator(config, graphdef, params, step=int(step), path=path, window=window, batch_size=batch_size,

@@ -162,7 +162,9 @@ class VQVAE(nnx.Module):
   def decode(self, vectors: jax.Array, masks: jax.Array) -> jax.Array:
     """Decodes each selection: vectors [B, T', S, H*D], masks [B, M, S] (1 = slot used) -> audio [B, M, T, C].
 
-    The M selections of an example run as one batched decoder call ([B*M, ...]).
+    masks may also be per frame, [B, M, T', S] (e.g. a slot edited out for some frames, srcvq_jax/codes.py); a
+    mask constant over frames gives the same audio as its [B, M, S] form. The M selections of an example run as
+    one batched decoder call ([B*M, ...]).
     """
     batch, frames, num_sources, slot_dim = vectors.shape
     num_masks = masks.shape[1]
@@ -178,12 +180,13 @@ class VQVAE(nnx.Module):
       spec = 'btsd,dw->btsw'
     # (No preferred_element_type: XLA:CPU has no batched bf16 x bf16 -> f32 dot; cast the result instead.)
     projected = jnp.einsum(spec, vectors.astype(layer.dtype), kernel.astype(layer.dtype)).astype(jnp.float32)
-    hidden = jnp.einsum('btsw,bms->bmtw', projected, masks.astype(projected.dtype)) + layer.bias[...]
+    mask_spec = 'bmts' if masks.ndim == 4 else 'bms'
+    hidden = jnp.einsum(f'btsw,{mask_spec}->bmtw', projected, masks.astype(projected.dtype)) + layer.bias[...]
     audio = self.decoder.upsample(hidden.reshape(batch * num_masks, frames, -1))
     return audio.reshape(batch, num_masks, *audio.shape[1:])
 
   def decode_codes(self, codes: jax.Array, masks: jax.Array) -> jax.Array:
-    """Decodes integer codes [B, T', S, H] (e.g. edited or generated) under masks [B, M, S]."""
+    """Decodes integer codes [B, T', S, H] (e.g. edited or generated) under masks [B, M, S] or [B, M, T', S]."""
     return self.decode(self.lookup(codes), masks)
 
   def __call__(self, mixture: jax.Array, masks: jax.Array, *, noise_key: jax.Array | None = None,

@@ -1,0 +1,307 @@
+"""The training loop every model of the project trains through: loop.run(task, config, workdir).
+
+A Task says what is trained (the model, its jitted-step body, its eval step, its batches, what to do at an
+evaluation); the loop owns the rest, the same for each: the mesh, the sharded train state {'params', 'opt_state',
+'step'} (params: the model's nnx.Param state as a pure dict; the model's GraphDef is split off once and merged
+inside the jitted step, the NNX performance guide's functional loop), Adam, Orbax checkpoints and resume, metrics
+(TensorBoard + metrics.jsonl), NaN checks, and SIGTERM save-and-stop. srcvq_jax/trainer.py is the VQ-VAE's task,
+srcvq_jax/prior/train.py the bass prior's.
+
+The config keys the loop reads: mesh.*, optim.*, train.{seed, num_steps, log_every, eval_every, eval_batches,
+checkpoint_every, keep_checkpoints}.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import signal
+import time
+from typing import Any, Callable, Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import logging
+from etils import epath
+from flax import nnx
+
+from srcvq_jax import checkpointing
+from srcvq_jax import metric_writers
+from srcvq_jax import sharding
+
+State = dict[str, Any]
+Batch = dict[str, np.ndarray]
+
+
+@dataclasses.dataclass
+class Task:
+  """What a run trains. The loop calls these; none of them touches checkpoints, the mesh or the writer's files.
+
+  Attributes:
+    create_model: seed -> a new nnx.Module (its nnx.Params are the trained state).
+    train_step: (state, batch, rng, *, graphdef, tx) -> (new state, metrics): one optimizer step, pure (the loop
+      jits it with the state's and the batch's shardings and donates the old state).
+    eval_step: (params, batch, *, graphdef) -> (metrics, outputs), pure (jitted by the loop).
+    train_batches: start step -> iterator of host-local NumPy batches (a resumed run starts at its step).
+    eval_batches: () -> iterator of the eval batches (the same ones at every evaluation).
+    on_eval: optional (params, step, scalars, last eval batch, its outputs, writer) -> more scalars (e.g. SDR
+      while training, audio clips), called at each evaluation.
+    console_keys: the metrics the progress line shows.
+  """
+  create_model: Callable[[int], nnx.Module]
+  train_step: Callable[..., tuple[State, dict[str, jax.Array]]]
+  eval_step: Callable[..., tuple[dict[str, jax.Array], Any]]
+  train_batches: Callable[[int], Iterator[Batch]]
+  eval_batches: Callable[[], Iterator[Batch]]
+  on_eval: Callable[..., dict[str, float]] | None = None
+  console_keys: tuple[str, ...] = ('train/loss', 'train/steps_per_sec', 'eval/loss')
+
+
+# --- Optimizer and state -----------------------------------------------------------------------------------------
+
+
+def learning_rate_schedule(config) -> optax.Schedule:
+  """Linear warmup over optim.warmup_steps, then constant or (optim.schedule = 'cosine') a cosine decay to
+  optim.final_lr_fraction x the rate at train.num_steps."""
+  optim = config.optim
+  if optim.schedule == 'cosine':
+    return optax.warmup_cosine_decay_schedule(
+        0.0, optim.learning_rate, optim.warmup_steps, max(config.train.num_steps, optim.warmup_steps + 1),
+        end_value=optim.learning_rate * optim.final_lr_fraction)
+  if optim.warmup_steps:
+    return optax.linear_schedule(0.0, optim.learning_rate, optim.warmup_steps)
+  return optax.constant_schedule(optim.learning_rate)
+
+
+def create_optimizer(config) -> optax.GradientTransformation:
+  """Adam (paper: lr 1e-4), optional global-norm clipping."""
+  optim = config.optim
+  adam = optax.adam(learning_rate_schedule(config), b1=optim.b1, b2=optim.b2)
+  if optim.grad_clip_norm:
+    return optax.chain(optax.clip_by_global_norm(optim.grad_clip_norm), adam)
+  return adam
+
+
+def split_model(model: nnx.Module):
+  """(graphdef, params as a pure dict)."""
+  graphdef, params = nnx.split(model, nnx.Param)
+  return graphdef, params.to_pure_dict()
+
+
+def create_train_state(create_model: Callable[[int], nnx.Module], seed: int, mesh,
+                       tx) -> tuple[nnx.GraphDef, State]:
+  """Builds the train state already sharded: abstract shapes first, then a jitted init with out_shardings."""
+
+  def init() -> State:
+    _, params = split_model(create_model(seed))
+    return {'params': params, 'opt_state': tx.init(params), 'step': jnp.zeros((), jnp.int32)}
+
+  graphdef, _ = split_model(nnx.eval_shape(lambda: create_model(seed)))
+  abstract_state = jax.eval_shape(init)
+  state = jax.jit(init, out_shardings=sharding.state_shardings(mesh, abstract_state))()
+  return graphdef, state
+
+
+def abstract_train_state(create_model: Callable[[int], nnx.Module], seed: int, mesh,
+                         tx) -> tuple[nnx.GraphDef, State]:
+  """(graphdef, train state as ShapeDtypeStructs with the shardings create_train_state gives on `mesh`).
+
+  Nothing is allocated (restore targets, ahead-of-time compilation). jax.eval_shape of create_train_state keeps
+  shapes and dtypes but drops the out_shardings of its jitted init, so they are put back with the same
+  sharding.state_shardings that init uses.
+  """
+  with jax.set_mesh(mesh):
+    graphdef, shapes = jax.eval_shape(lambda: create_train_state(create_model, seed, mesh, tx))
+  shardings = sharding.state_shardings(mesh, shapes)
+  return graphdef, jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), shapes, shardings)
+
+
+def jit_train_step(step_fn, mesh, state_shardings) -> Callable:
+  """The jitted, sharded train step (state, batch, rng) -> (state, metrics); donates the old state's buffers."""
+  return jax.jit(step_fn, in_shardings=(state_shardings, sharding.batch_sharding(mesh), sharding.replicated(mesh)),
+                 out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=0)
+
+
+def optimizer_metrics(config, step, grads, params, updates) -> dict[str, jax.Array]:
+  """The optimizer's metrics every task's step reports."""
+  return {'train/lr': learning_rate_schedule(config)(step), 'train/l2_grads': optax.global_norm(grads),
+          'train/l2_params': optax.global_norm(params), 'train/l2_updates': optax.global_norm(updates)}
+
+
+# --- Loop helpers ------------------------------------------------------------------------------------------------
+
+
+def mean_metrics(history: list[dict[str, jax.Array]]) -> dict[str, float]:
+  fetched = jax.device_get(history)
+  return {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
+
+
+def check_finite(scalars: dict[str, float], step: int) -> None:
+  bad = sorted(k for k, v in scalars.items() if not np.isfinite(v))
+  if bad:
+    raise FloatingPointError(f'non-finite metrics at step {step}: {", ".join(bad)} '
+                             f'(e.g. {bad[0]}={scalars[bad[0]]}); the last checkpoint is intact: lower '
+                             'optim.learning_rate or set optim.grad_clip_norm and resume')
+
+
+class _Preemption:
+  """Turns SIGTERM (preemption of a TPU VM/cluster job) and Ctrl-C (SIGINT) into a flag the loop checks: save,
+  then stop. A second Ctrl-C interrupts at once (KeyboardInterrupt; the last complete checkpoint stays)."""
+
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+  def __init__(self):
+    self.requested = False
+    self._previous = {}
+
+  def __enter__(self):
+    for signum in self.SIGNALS:
+      try:
+        self._previous[signum] = signal.signal(signum, self._handle)
+      except ValueError:  # not the main thread (e.g. a notebook's worker): no handler
+        pass
+    return self
+
+  def _handle(self, signum, frame):
+    del frame
+    if self.requested and signum == signal.SIGINT:
+      raise KeyboardInterrupt
+    logging.warning('%s received: saving a checkpoint and stopping%s', signal.Signals(signum).name,
+                    ' (Ctrl-C again to stop without saving)' if signum == signal.SIGINT else '')
+    self.requested = True
+
+  def __exit__(self, *exc):
+    for signum, previous in self._previous.items():
+      signal.signal(signum, previous)
+
+
+def evaluate_batches(params, batches, *, jit_eval, mesh, num_batches: int):
+  """Mean eval metrics over `num_batches` batches, plus the last batch and its outputs (host arrays)."""
+  history, batch, outputs = [], None, None
+  for _ in range(num_batches):
+    batch = next(batches)
+    metrics, outputs = jit_eval(params, sharding.to_global(batch, mesh))
+    history.append(metrics)
+  return mean_metrics(history), batch, outputs
+
+
+def config_differences(old, new, prefix: str = '') -> list[str]:
+  """'key: old -> new' for every leaf that differs between two config dicts (missing keys shown as absent)."""
+  out = []
+  for key in sorted(set(old) | set(new)):
+    a, b = old.get(key, '<absent>'), new.get(key, '<absent>')
+    if isinstance(a, dict) and isinstance(b, dict):
+      out += config_differences(a, b, f'{prefix}{key}.')
+    elif (list(a) if isinstance(a, (list, tuple)) else a) != (list(b) if isinstance(b, (list, tuple)) else b):
+      out.append(f'{prefix}{key}: {a} -> {b}')
+  return out
+
+
+# Config sections a resumed run may change without changing the train state's shapes.
+_RESUMABLE_SECTIONS = ('train', 'data', 'loss', 'optim', 'mesh')
+
+
+def _check_same_model(manager, config, step: int, error: BaseException) -> None:
+  """Raises cli.UserError naming the differing fields when step's checkpoint failed to restore and its config
+  differs from `config` outside the sections a run may change on resume (a different model, not a broken file)."""
+  from srcvq_jax import cli  # pylint: disable=g-import-not-at-top
+
+  try:
+    saved = checkpointing.restore_config(manager, step)
+  except Exception:  # pylint: disable=broad-except  (its config is unreadable too: a broken step)
+    return
+  differences = [d for d in config_differences(saved, config.to_dict())
+                 if d.split('.', 1)[0] not in _RESUMABLE_SECTIONS]
+  if differences:
+    raise cli.UserError(f'{manager.directory}/{step} was trained with another model; these fields differ from '
+                        f'its config (checkpoint -> now): {"; ".join(differences)}. Resume with its values or '
+                        'train into a new --workdir') from None
+
+
+# --- The loop ----------------------------------------------------------------------------------------------------
+
+
+def run(task: Task, config, workdir: str, mesh) -> State:
+  """Trains config.train.num_steps steps of `task` (resuming from WORKDIR/checkpoints), evaluating and
+  checkpointing; returns the final train state."""
+  is_main = jax.process_index() == 0
+  epath.Path(workdir).mkdir(parents=True, exist_ok=True)  # local or a URL (gs://bucket/run)
+  logging.info('devices: %d (%s), processes: %d, mesh: %s', jax.device_count(), jax.devices()[0].platform,
+               jax.process_count(), dict(mesh.shape))
+
+  # --- Model, optimizer, state ---
+  tx = create_optimizer(config)
+  with jax.set_mesh(mesh):
+    graphdef, state = create_train_state(task.create_model, config.train.seed, mesh, tx)
+  state_shardings = jax.tree.map(lambda x: x.sharding, state)
+  logging.info('parameters: %d', sum(x.size for x in jax.tree.leaves(state['params'])))
+
+  # --- Checkpoint: resume from the newest step of the workdir that restores ---
+  manager = checkpointing.create_manager(workdir, keep=config.train.keep_checkpoints)
+  restored, latest = checkpointing.restore_latest(
+      manager, lambda step: checkpointing.restore(manager, step, state), move_bad=is_main,
+      check=functools.partial(_check_same_model, manager, config))
+  if latest is not None:
+    state = restored
+    logging.info('resumed from %s at step %d', manager.directory, latest)
+  start_step = int(jax.device_get(state['step']))
+  if start_step >= config.train.num_steps:
+    logging.warning('the workdir is at step %d, train.num_steps=%d: nothing to train (raise train.num_steps to '
+                    'train on)', start_step, config.train.num_steps)
+  # Written only once the checkpoint restored: a rejected config leaves the workdir as it was.
+  if is_main:
+    (epath.Path(workdir) / 'config.json').write_text(config.to_json_best_effort(indent=2))
+  writer = metric_writers.MetricWriter(workdir, enabled=is_main)
+  if start_step == 0 and is_main:
+    writer.write_text('config', '```\n' + json.dumps(config.to_dict(), indent=2, default=str) + '\n```')
+  train_batches = task.train_batches(start_step)
+
+  # --- Compiled steps ---
+  jit_step = jit_train_step(functools.partial(task.train_step, graphdef=graphdef, tx=tx), mesh, state_shardings)
+  jit_eval = jax.jit(functools.partial(task.eval_step, graphdef=graphdef),
+                     in_shardings=(state_shardings['params'], sharding.batch_sharding(mesh)))
+  rng = jax.random.key(config.train.seed)
+
+  # --- Loop ---
+  num_steps = config.train.num_steps
+  history: list[dict[str, jax.Array]] = []
+  last_log_time, last_log_step = time.time(), start_step
+  with _Preemption() as preemption, jax.set_mesh(mesh):
+    step = start_step
+    while step < num_steps:
+      batch = sharding.to_global(next(train_batches), mesh)
+      state, metrics = jit_step(state, batch, rng)
+      history.append(metrics)
+      step += 1
+      if step == start_step + 1:
+        logging.info('first step done (includes compilation): %.1f s', time.time() - last_log_time)
+      is_last = step == num_steps or preemption.requested
+      if step % config.train.log_every == 0 or step % config.train.checkpoint_every == 0 or is_last:
+        scalars = mean_metrics(history)
+        history = []
+        check_finite(scalars, step)
+        scalars['train/steps_per_sec'] = (step - last_log_step) / max(time.time() - last_log_time, 1e-9)
+        if step % config.train.eval_every == 0 or is_last:
+          eval_scalars, eval_batch, eval_outputs = evaluate_batches(
+              state['params'], task.eval_batches(), jit_eval=jit_eval, mesh=mesh,
+              num_batches=config.train.eval_batches)
+          check_finite(eval_scalars, step)
+          scalars.update(eval_scalars)
+          if task.on_eval is not None:
+            scalars.update(task.on_eval(state['params'], step, scalars, eval_batch, eval_outputs, writer))
+        writer.write_scalars(step, scalars)
+        remaining = (num_steps - step) / max(scalars['train/steps_per_sec'], 1e-9)
+        logging.info('%s | eta %.0f s', metric_writers.format_console(step, num_steps, scalars, task.console_keys),
+                     remaining)
+        # Evaluation time is not training time: the next interval's steps/s starts here.
+        last_log_time, last_log_step = time.time(), step
+      if step % config.train.checkpoint_every == 0 or is_last:
+        checkpointing.save(manager, step, state, config.to_dict())
+      if preemption.requested:
+        break
+  manager.wait_until_finished()
+  manager.close()
+  writer.close()
+  return state

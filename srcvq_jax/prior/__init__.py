@@ -1,0 +1,1 @@
+"""The prior over one source's codes given the others' (bass generation): model, data, training."""

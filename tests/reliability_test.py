@@ -1,0 +1,116 @@
+"""Faults inflicted at deterministic points: broken newest checkpoints (train and inference fall back to the step
+before and move the broken one aside), resuming with another model's config, Ctrl-C."""
+import glob
+import json
+import os
+import shutil
+import signal
+
+import numpy as np
+import pytest
+
+from srcvq_jax import checkpointing
+from srcvq_jax import cli
+from srcvq_jax import inference
+from srcvq_jax import loop
+from srcvq_jax import trainer
+
+
+def _config(ci_config, **train):
+  ci_config.train.sdr_tracks = 0  # (not under test here; saves the monitor's compile)
+  ci_config.train.update(train)
+  return ci_config
+
+
+@pytest.fixture(scope='module')
+def trained_workdir(tmp_path_factory):
+  """A ci-config workdir with checkpoints at steps 10 and 20."""
+  from configs import ci  # pylint: disable=g-import-not-at-top
+  config = ci.get_config()
+  config.data.source = 'synthetic'
+  workdir = tmp_path_factory.mktemp('reliability') / 'run'
+  trainer.train_and_evaluate(_config(config), str(workdir))
+  return workdir
+
+
+def _truncate_data_files(step_dir):
+  """Halves every array data file of the step (OCDBT keeps them in state/d/ or state/ocdbt.process_N/d/)."""
+  files = [f for f in glob.glob(os.path.join(step_dir, 'state', '**', 'd', '*'), recursive=True)
+           if os.path.getsize(f) > 1024]
+  assert files
+  for name in files:
+    with open(name, 'r+b') as f:
+      f.truncate(os.path.getsize(name) // 2)
+
+
+def _remove_metadata(step_dir):
+  os.remove(os.path.join(step_dir, 'state', '_METADATA'))
+
+
+def _empty(step_dir):
+  shutil.rmtree(step_dir)
+  os.makedirs(step_dir)
+
+
+BREAKS = {'truncated data files': _truncate_data_files, 'missing _METADATA': _remove_metadata,
+          'empty step folder': _empty}
+
+
+@pytest.mark.parametrize('kind', [pytest.param(kind, marks=[] if i == 0 else [pytest.mark.slow])
+                                  for i, kind in enumerate(BREAKS)])
+def test_broken_newest_checkpoint_inference_and_train_fall_back(trained_workdir, tmp_path, ci_config, kind, caplog):
+  workdir = tmp_path / 'run'
+  shutil.copytree(trained_workdir, workdir)
+  BREAKS[kind](str(workdir / 'checkpoints' / '20'))
+
+  # Inference (separate / evaluate / export load this way): the step before, nothing moved.
+  separator = inference.load(str(workdir))
+  assert separator.step == 10
+  assert os.path.isdir(workdir / 'checkpoints' / '20')
+  assert any('step 20' in r.getMessage() and 'does not restore' in r.getMessage() for r in caplog.records)
+
+  # Training: resumes at 10, moves 20 aside (kept, not deleted) and saves a new 20 without colliding.
+  state = trainer.train_and_evaluate(_config(ci_config), str(workdir))
+  assert int(state['step']) == 20
+  assert os.path.isdir(workdir / 'checkpoints' / checkpointing.CORRUPT_DIR / '20')
+  steps = [json.loads(line)['step'] for line in open(workdir / 'metrics.jsonl')]
+  assert steps[-1] == 20 and 15 in steps[steps.index(20) + 1:]  # trained 11..20 again
+  assert inference.load(str(workdir)).step == 20
+
+
+def test_every_checkpoint_broken_is_one_line_for_inference(trained_workdir, tmp_path):
+  workdir = tmp_path / 'run'
+  shutil.copytree(trained_workdir, workdir)
+  for step in ('10', '20'):
+    _remove_metadata(str(workdir / 'checkpoints' / step))
+  with pytest.raises(cli.UserError, match='restores'):
+    inference.load(str(workdir))
+
+
+def test_resume_with_another_model_is_refused_and_writes_nothing(trained_workdir, tmp_path, ci_config):
+  workdir = tmp_path / 'run'
+  shutil.copytree(trained_workdir, workdir)
+  before = (workdir / 'config.json').read_text()
+  config = _config(ci_config, num_steps=30)
+  config.quantizer.num_codebooks = 3
+  with pytest.raises(cli.UserError, match=r'quantizer\.num_codebooks: 2 -> 3') as error:
+    trainer.train_and_evaluate(config, str(workdir))
+  assert '\n' not in str(error.value) and 'train.num_steps' not in str(error.value)
+  assert (workdir / 'config.json').read_text() == before
+  assert sorted(os.listdir(workdir / 'checkpoints')) == ['10', '20']  # nothing moved aside
+
+
+def test_config_differences():
+  old = {'a': {'b': 1, 'c': [1, 2]}, 'd': 'x'}
+  new = {'a': {'b': 2, 'c': (1, 2)}, 'e': 3}
+  assert loop.config_differences(old, new) == ['a.b: 1 -> 2', 'd: x -> <absent>', 'e: <absent> -> 3']
+
+
+def test_ctrl_c_requests_a_save_and_a_second_one_interrupts():
+  with loop._Preemption() as preemption:  # pylint: disable=protected-access
+    os.kill(os.getpid(), signal.SIGINT)
+    assert preemption.requested
+    with pytest.raises(KeyboardInterrupt):
+      os.kill(os.getpid(), signal.SIGINT)
+  assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+  np.testing.assert_equal(signal.getsignal(signal.SIGTERM), signal.SIG_DFL)
