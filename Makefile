@@ -9,7 +9,8 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 # reruns the TensorFlow tests with oneDNN on.
 TEST_ENV := XLA_FLAGS=--xla_force_host_platform_device_count=8 TF_ENABLE_ONEDNN_OPTS=$${TF_ENABLE_ONEDNN_OPTS:-0}
 # Debian packages: ffmpeg (musdb/stempeg read audio through it), fluidsynth + a GM soundfont (ChoraleMix),
-# tcmalloc (the commands relaunch themselves with it: XLA:CPU steps ~1.4x faster, srcvq_jax/cli.py).
+# tcmalloc (the commands relaunch themselves with it: XLA:CPU steps ~1.4x faster, srcvq_jax/cli.py), chromium +
+# chromium-driver (tests/app_test.py drives the interactive page in a real headless browser).
 DATA ?= data
 DEMO_WORKDIR ?= runs/demo
 
@@ -21,6 +22,8 @@ sysdeps:
 	command -v fluidsynth >/dev/null || missing="$$missing fluidsynth"; \
 	[ -e /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || missing="$$missing fluid-soundfont-gm"; \
 	/sbin/ldconfig -p | grep -q libtcmalloc_minimal.so.4 || missing="$$missing libtcmalloc-minimal4"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \

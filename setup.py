@@ -34,9 +34,11 @@ EVAL = [
     'matplotlib==3.11.2',
     'librosa==0.11.0',
 ]
+# The interactive page (python -m srcvq_jax.app); tests drive it in Debian's headless Chromium through Selenium.
+APP = ['fastapi==0.165.0', 'uvicorn==0.54.0', 'python-multipart==0.0.34']
 # The notebook test executes notebooks/colab_tpu.ipynb in CI.
 NOTEBOOK = ['nbclient==0.11.0', 'nbformat==5.11.1', 'ipykernel==7.4.0']
-DEV = ['pytest==9.2.0'] + NOTEBOOK
+DEV = ['pytest==9.2.0', 'selenium==4.51.0'] + NOTEBOOK
 
 setuptools.setup(
     name='srcvq_jax',
@@ -44,11 +46,13 @@ setuptools.setup(
     description='Source-aware discrete representations of music: a VQ-VAE in JAX/Flax NNX',
     packages=setuptools.find_packages(include=['srcvq_jax', 'srcvq_jax.*', 'data_prep', 'data_prep.*',
                                                'configs', 'configs.*']),
+    package_data={'srcvq_jax': ['app_static/*']},
     python_requires='>=3.10',
     install_requires=CORE,
     extras_require={
         'data': DATA,
         'eval': EVAL,
-        'dev': DATA + EVAL + DEV,
+        'app': APP,
+        'dev': DATA + EVAL + APP + DEV,
     },
 )

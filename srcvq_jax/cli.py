@@ -1,7 +1,9 @@
 """What every `python -m srcvq_jax.<command>` shares: flag parsing and errors as one line, not a traceback."""
 from __future__ import annotations
 
+import contextlib
 import ctypes.util
+import logging as std_logging
 import os
 import sys
 
@@ -77,3 +79,33 @@ def allocator() -> str:
   """'tcmalloc', 'jemalloc', 'mimalloc' when preloaded, else 'system' (benchmarks record it)."""
   preload = os.environ.get('LD_PRELOAD', '')
   return next((name for name in _OTHER_ALLOCATORS if name in preload), 'system')
+
+
+class _QuietLibraries(std_logging.Filter):
+  """Drops Orbax's records below `level` (not the project's own)."""
+
+  def __init__(self, level: int):
+    super().__init__()
+    self.level = level
+
+  def filter(self, record):
+    return record.levelno >= self.level or '/orbax/' not in record.pathname
+
+
+def quiet_library_info() -> None:
+  """Keeps Orbax's INFO lines (several per save) off a command's console; its warnings and errors still show."""
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  logging.get_absl_handler().addFilter(_QuietLibraries(std_logging.WARNING))
+
+
+@contextlib.contextmanager
+def orbax_warnings_off():
+  """Within the block, Orbax's warnings are dropped too (a read-only CheckpointManager warns that it does not
+  save: expected when loading for inference, and noise on a command's stderr); the project's own still show."""
+  absl_logger = std_logging.getLogger('absl')
+  quiet = _QuietLibraries(std_logging.ERROR)
+  absl_logger.addFilter(quiet)
+  try:
+    yield
+  finally:
+    absl_logger.removeFilter(quiet)

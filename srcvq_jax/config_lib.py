@@ -59,6 +59,11 @@ def validate(config, num_devices: int | None = None) -> None:
   require(data.source != 'tfds' or data.data_dir,
           'data.data_dir is empty: pass --config.data.data_dir=DIR (the --data_dir of data_prep.build) or '
           '--config.data.source=synthetic')
+  for section, field in _TUPLE_FIELDS:
+    value = config[section].get(field)
+    commas = [v for v in (value or ()) if isinstance(v, str) and ',' in v]
+    require(not commas, f'{section}.{field}={tuple(value)}: {commas[0]!r} looks like a list written as one string; '
+            f"pass a tuple, e.g. --config.{section}.{field}=\"('vocals', 'bass')\"" if commas else '')
   require(len(data.sources) >= 1 and len(set(data.sources)) == len(data.sources),
           f'data.sources={tuple(data.sources)}: need at least one source and unique names')
   require(data.sample_rate > 0, f'data.sample_rate={data.sample_rate} must be positive')

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import logging
 import math
 from typing import Any
 
@@ -491,17 +490,6 @@ def _abstract_params(config, sharding) -> tuple[nnx.GraphDef, Any]:
   return graphdef, jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract)
 
 
-class _DropLibraryRecords(logging.Filter):
-  """Drops records below `level` that come from Orbax (not from this project)."""
-
-  def __init__(self, level: int):
-    super().__init__()
-    self.level = level
-
-  def filter(self, record):
-    return record.levelno >= self.level or '/orbax/' not in record.pathname
-
-
 def load(path: str, *, step: int | None = None, window: int | None = None, batch_size: int | None = None,
          devices=None) -> Separator:
   """Loads a model for inference.
@@ -533,15 +521,8 @@ def load(path: str, *, step: int | None = None, window: int | None = None, batch
   if not checkpoints.is_dir():
     raise cli.UserError(f'{path}: no checkpoint ({checkpoints} does not exist) and not an export dir '
                         f'({checkpointing.EXPORT_CONFIG} + {checkpointing.EXPORT_PARAMS}/)')
-  # Orbax warns at WARNING level that a read-only manager does not save; expected here, and noise on a CLI's stderr
-  # (the project's own warnings, e.g. a broken checkpoint step skipped, still show).
-  absl_logger = logging.getLogger('absl')
-  quiet_orbax = _DropLibraryRecords(logging.ERROR)
-  absl_logger.addFilter(quiet_orbax)
-  try:
+  with cli.orbax_warnings_off():
     config, params, step = export.load_checkpoint_params(path, step)
-  finally:
-    absl_logger.removeFilter(quiet_orbax)
   graphdef, _ = trainer.split_model(nnx.eval_shape(lambda: trainer.create_model(config)))
   params = jax.device_put(params, sharding)
   return Separator(config, graphdef, params, step=int(step), path=path, window=window, batch_size=batch_size,

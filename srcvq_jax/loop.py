@@ -12,6 +12,7 @@ checkpoint_every, keep_checkpoints}.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -30,6 +31,7 @@ from flax import nnx
 from srcvq_jax import checkpointing
 from srcvq_jax import metric_writers
 from srcvq_jax import sharding
+from srcvq_jax import workdir_lock
 
 State = dict[str, Any]
 Batch = dict[str, np.ndarray]
@@ -146,6 +148,33 @@ def check_finite(scalars: dict[str, float], step: int) -> None:
                              'optim.learning_rate or set optim.grad_clip_norm and resume')
 
 
+class Stopped(Exception):
+  """Training stopped on a signal after saving its checkpoint (the command exits 128 + signal, as a shell does, so
+  a scheduler can tell it from a finished run)."""
+
+  def __init__(self, signum: int, step: int):
+    super().__init__(f'stopped by {signal.Signals(signum).name} at step {step}, checkpoint saved: run the same '
+                     'command again to resume')
+    self.signum, self.step = signum, step
+
+
+def run_command(train: Callable[[], Any]) -> None:
+  """Runs a training command's `train()`, turning what a user can fix into one line on stderr: a bad config (exit
+  2), a user or data error or a NaN (exit 1), and a stop on a signal after saving (exit 128 + the signal)."""
+  import sys  # pylint: disable=g-import-not-at-top
+
+  from srcvq_jax import cli, config_lib, input_pipeline  # pylint: disable=g-import-not-at-top
+  try:
+    train()
+  except Stopped as e:
+    print(str(e), file=sys.stderr)
+    sys.exit(128 + e.signum)
+  except config_lib.ConfigError as e:
+    cli.fail(f'bad config: {e}')
+  except (cli.UserError, input_pipeline.DataError, FloatingPointError) as e:
+    cli.fail(str(e), code=1)
+
+
 class _Preemption:
   """Turns SIGTERM (preemption of a TPU VM/cluster job) and Ctrl-C (SIGINT) into a flag the loop checks: save,
   then stop. A second Ctrl-C interrupts at once (KeyboardInterrupt; the last complete checkpoint stays)."""
@@ -154,6 +183,7 @@ class _Preemption:
 
   def __init__(self):
     self.requested = False
+    self.signum = None
     self._previous = {}
 
   def __enter__(self):
@@ -171,6 +201,7 @@ class _Preemption:
     logging.warning('%s received: saving a checkpoint and stopping%s', signal.Signals(signum).name,
                     ' (Ctrl-C again to stop without saving)' if signum == signal.SIGINT else '')
     self.requested = True
+    self.signum = signum
 
   def __exit__(self, *exc):
     for signum, previous in self._previous.items():
@@ -225,9 +256,16 @@ def _check_same_model(manager, config, step: int, error: BaseException) -> None:
 
 def run(task: Task, config, workdir: str, mesh) -> State:
   """Trains config.train.num_steps steps of `task` (resuming from WORKDIR/checkpoints), evaluating and
-  checkpointing; returns the final train state."""
-  is_main = jax.process_index() == 0
+  checkpointing; returns the final train state. Process 0 holds the workdir's lock (srcvq_jax/workdir_lock.py)
+  for the whole run: a second trainer on the workdir is refused."""
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)  # local or a URL (gs://bucket/run)
+  held = workdir_lock.WorkdirLock(workdir) if jax.process_index() == 0 else contextlib.nullcontext()
+  with held:
+    return _train(task, config, workdir, mesh)
+
+
+def _train(task: Task, config, workdir: str, mesh) -> State:
+  is_main = jax.process_index() == 0
   logging.info('devices: %d (%s), processes: %d, mesh: %s', jax.device_count(), jax.devices()[0].platform,
                jax.process_count(), dict(mesh.shape))
 
@@ -304,4 +342,6 @@ def run(task: Task, config, workdir: str, mesh) -> State:
   manager.wait_until_finished()
   manager.close()
   writer.close()
+  if preemption.requested:
+    raise Stopped(preemption.signum, step)
   return state

@@ -144,6 +144,8 @@ def main(argv):
     cli.fail('no input files: python -m srcvq_jax.separate song.wav [...] --workdir=DIR [--out=DIR]')
   if not FLAGS.workdir:
     cli.fail('--workdir is required')
+  if os.path.exists(FLAGS.out) and not os.path.isdir(FLAGS.out):
+    cli.fail(f'--out={FLAGS.out} is a file: pass a folder (created if missing)')
   from srcvq_jax import inference  # pylint: disable=g-import-not-at-top
 
   try:

@@ -4,7 +4,6 @@ Thin on purpose: flags, optional multi-host initialization, then trainer.train_a
 """
 from __future__ import annotations
 
-import logging as std_logging
 import os
 import sys
 
@@ -36,19 +35,12 @@ def initialize_distributed() -> None:
     jax.distributed.initialize()
 
 
-class _QuietLibraries(std_logging.Filter):
-  """Drops the INFO chatter of Orbax (several lines per save) so the training progress stays readable."""
-
-  def filter(self, record):
-    return record.levelno >= std_logging.WARNING or '/orbax/' not in record.pathname
-
-
 def main(argv):
   if len(argv) > 1:
     cli.fail(f'unexpected arguments: {" ".join(argv[1:])}')
   if _WORKDIR.value is None:
     cli.fail('--workdir is required')
-  logging.get_absl_handler().addFilter(_QuietLibraries())
+  cli.quiet_library_info()
   logging.info('memory allocator: %s (cli.relaunch_with_tcmalloc)', cli.allocator())
   # TensorFlow (tf.data only) must not grab accelerator memory that JAX needs.
   if 'tensorflow' in sys.modules or _CONFIG.value.data.source == 'tfds':
@@ -58,13 +50,8 @@ def main(argv):
     except ImportError:
       pass
   initialize_distributed()
-  from srcvq_jax import config_lib, input_pipeline, trainer  # pylint: disable=g-import-not-at-top
-  try:
-    trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  except config_lib.ConfigError as e:
-    cli.fail(f'bad config: {e}')
-  except (cli.UserError, input_pipeline.DataError, FloatingPointError) as e:
-    cli.fail(str(e), code=1)
+  from srcvq_jax import loop, trainer  # pylint: disable=g-import-not-at-top
+  loop.run_command(lambda: trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value))
 
 
 if __name__ == '__main__':

@@ -1,10 +1,11 @@
 """Faults inflicted at deterministic points: broken newest checkpoints (train and inference fall back to the step
-before and move the broken one aside), resuming with another model's config, Ctrl-C."""
+before and move the broken one aside), resuming with another model's config, Ctrl-C, two trainers on a workdir."""
 import glob
 import json
 import os
 import shutil
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from srcvq_jax import cli
 from srcvq_jax import inference
 from srcvq_jax import loop
 from srcvq_jax import trainer
+from srcvq_jax import workdir_lock
 
 
 def _config(ci_config, **train):
@@ -114,3 +116,80 @@ def test_ctrl_c_requests_a_save_and_a_second_one_interrupts():
       os.kill(os.getpid(), signal.SIGINT)
   assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
   np.testing.assert_equal(signal.getsignal(signal.SIGTERM), signal.SIG_DFL)
+
+
+def _write_lock(workdir, heartbeat_age_s, host='other-host', pid=4242):
+  os.makedirs(workdir, exist_ok=True)
+  now = time.time()
+  with open(os.path.join(workdir, workdir_lock.LOCK_FILE), 'w') as f:
+    json.dump({'host': host, 'pid': pid, 'token': 'theirs', 'since': now - 3600,
+               'heartbeat': now - heartbeat_age_s}, f)
+
+
+def test_a_second_trainer_is_refused_naming_the_holder(tmp_path, ci_config):
+  workdir = str(tmp_path / 'run')
+  _write_lock(workdir, heartbeat_age_s=10)
+  with pytest.raises(workdir_lock.WorkdirLocked, match='pid 4242 on host other-host') as error:
+    trainer.train_and_evaluate(_config(ci_config), workdir)
+  assert '\n' not in str(error.value)
+  assert not os.path.exists(os.path.join(workdir, 'checkpoints'))  # nothing written
+  assert json.load(open(os.path.join(workdir, workdir_lock.LOCK_FILE)))['token'] == 'theirs'
+
+
+def test_a_live_lock_is_exclusive_heartbeats_and_is_released(tmp_path):
+  workdir = str(tmp_path / 'run')
+  os.makedirs(workdir)
+  with workdir_lock.WorkdirLock(workdir, heartbeat_s=0.05) as lock:
+    first = json.load(open(lock.path))['heartbeat']
+    with pytest.raises(workdir_lock.WorkdirLocked, match=f'pid {os.getpid()}'):
+      workdir_lock.WorkdirLock(workdir).acquire()
+    time.sleep(0.3)
+    assert json.load(open(lock.path))['heartbeat'] > first
+  assert not os.path.exists(lock.path)
+
+
+def test_a_stale_lock_is_taken_over(tmp_path, caplog):
+  workdir = str(tmp_path / 'run')
+  _write_lock(workdir, heartbeat_age_s=workdir_lock.STALE_AFTER_S + 5)
+  with workdir_lock.WorkdirLock(workdir) as lock:
+    assert json.load(open(lock.path))['token'] == lock.record['token']
+  assert os.path.exists(os.path.join(workdir, workdir_lock.LOCK_FILE + '.stale'))
+  assert any('stale lock' in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize('signum, where', [(signal.SIGTERM, 'eval'),
+                                           pytest.param(signal.SIGINT, 'save', marks=pytest.mark.slow)])
+def test_a_signal_saves_stops_and_says_so(tmp_path, ci_config, monkeypatch, signum, where):
+  """The signal arrives at a fixed point (step 10's evaluation, or inside step 10's save call): the run finishes
+  that save, stops with loop.Stopped (the command exits 128 + signal) and resumes from step 10."""
+  workdir = str(tmp_path / 'run')
+  if where == 'eval':
+    original = trainer._write_eval_audio  # pylint: disable=protected-access
+
+    def hook(writer, step, *args):
+      if step == 10:
+        os.kill(os.getpid(), signum)
+      return original(writer, step, *args)
+    monkeypatch.setattr(trainer, '_write_eval_audio', hook)
+  else:
+    original = checkpointing.save
+
+    def hook(manager, step, *args):
+      if step == 10:
+        os.kill(os.getpid(), signum)
+      return original(manager, step, *args)
+    monkeypatch.setattr(checkpointing, 'save', hook)
+  with pytest.raises(loop.Stopped, match=f'stopped by {signal.Signals(signum).name} at step 1[01]') as stopped:
+    trainer.train_and_evaluate(_config(ci_config), workdir)
+  step = stopped.value.step
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == [str(step)]
+  monkeypatch.undo()
+  state = trainer.train_and_evaluate(_config(ci_config), workdir)
+  assert int(state['step']) == 20
+
+
+def test_sources_written_as_one_string_are_rejected(ci_config):
+  from srcvq_jax import config_lib  # pylint: disable=g-import-not-at-top
+  ci_config.data.sources = ('vocals,bass',)
+  with pytest.raises(config_lib.ConfigError, match='looks like a list written as one string'):
+    config_lib.validate(ci_config)

@@ -133,22 +133,41 @@ def load(prior_workdir: str, vqvae_config, step: int | None = None):
   Raises:
     cli.UserError: no such workdir or no checkpoint in it.
   """
+  with cli.orbax_warnings_off():
+    return _load(prior_workdir, vqvae_config, step)
+
+
+def _load(prior_workdir: str, vqvae_config, step: int | None):
   from srcvq_jax import checkpointing, export, loop, sharding  # pylint: disable=g-import-not-at-top
   from srcvq_jax.prior import model  # pylint: disable=g-import-not-at-top
 
-  manager, latest = export.open_checkpoints(prior_workdir)
-  try:
-    step = latest if step is None else step
-    config = ml_collections.ConfigDict(checkpointing.restore_config(manager, step))
+  manager, _ = export.open_checkpoints(prior_workdir)
+  mesh = sharding.create_mesh(ml_collections.ConfigDict({'data': -1, 'fsdp': 1}))
+
+  def restore_step(candidate):
+    config = ml_collections.ConfigDict(checkpointing.restore_config(manager, candidate))
     if 'prior' not in config:
       raise cli.UserError(f'{prior_workdir} is not a prior\'s workdir (its config has no prior section)')
-    mesh = sharding.create_mesh(ml_collections.ConfigDict({'data': -1, 'fsdp': 1}))
     create = functools.partial(model.create, config.prior, vqvae_config)
     graphdef, target = loop.abstract_train_state(create, 0, mesh, loop.create_optimizer(config))
-    state = checkpointing.restore(manager, step, target)
+    return config, graphdef, checkpointing.restore(manager, candidate, target)['params']
+
+  def not_a_prior(candidate, error):
+    del candidate
+    if isinstance(error, cli.UserError):
+      raise error
+
+  try:
+    if step is not None:
+      restored = restore_step(step)
+    else:  # the newest step that restores (as inference.load)
+      restored, step = checkpointing.restore_latest(manager, restore_step, move_bad=False, check=not_a_prior)
+      if step is None:
+        raise cli.UserError(f'no checkpoint in {manager.directory} restores')
   finally:
     manager.close()
-  params = jax.device_put(jax.device_get(state['params']), jax.local_devices()[0])
+  config, graphdef, params = restored
+  params = jax.device_put(jax.device_get(params), jax.local_devices()[0])
   return config, nnx.merge(graphdef, params), int(step)
 
 
@@ -169,17 +188,13 @@ def main(argv):
     cli.fail(f'unexpected arguments: {" ".join(argv[1:])}')
   if not FLAGS.workdir:
     cli.fail('--workdir is required')
-  from srcvq_jax import config_lib, input_pipeline  # pylint: disable=g-import-not-at-top
+  cli.quiet_library_info()
+  from srcvq_jax import loop  # pylint: disable=g-import-not-at-top
 
   config = FLAGS.config
   if FLAGS.vqvae_workdir:
     config.vqvae_workdir = FLAGS.vqvae_workdir
-  try:
-    train_and_evaluate(config, FLAGS.workdir)
-  except config_lib.ConfigError as e:
-    cli.fail(f'bad config: {e}')
-  except (cli.UserError, input_pipeline.DataError, FloatingPointError) as e:
-    cli.fail(str(e), code=1)
+  loop.run_command(lambda: train_and_evaluate(config, FLAGS.workdir))
 
 
 if __name__ == '__main__':
