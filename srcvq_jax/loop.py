@@ -230,8 +230,10 @@ def config_differences(old, new, prefix: str = '') -> list[str]:
   return out
 
 
-# Config sections a resumed run may change without changing the train state's shapes.
+# Config sections a resumed run may change without changing the train state's shapes; but not these fields of
+# them, which shape the model's parameters.
 _RESUMABLE_SECTIONS = ('train', 'data', 'loss', 'optim', 'mesh')
+_SHAPING_FIELDS = ('data.sources', 'data.channels')
 
 
 def _check_same_model(manager, config, step: int, error: BaseException) -> None:
@@ -244,7 +246,7 @@ def _check_same_model(manager, config, step: int, error: BaseException) -> None:
   except Exception:  # pylint: disable=broad-except  (its config is unreadable too: a broken step)
     return
   differences = [d for d in config_differences(saved, config.to_dict())
-                 if d.split('.', 1)[0] not in _RESUMABLE_SECTIONS]
+                 if d.split('.', 1)[0] not in _RESUMABLE_SECTIONS or d.split(':', 1)[0] in _SHAPING_FIELDS]
   if differences:
     raise cli.UserError(f'{manager.directory}/{step} was trained with another model; these fields differ from '
                         f'its config (checkpoint -> now): {"; ".join(differences)}. Resume with its values or '

@@ -89,13 +89,17 @@ def test_every_checkpoint_broken_is_one_line_for_inference(trained_workdir, tmp_
     inference.load(str(workdir))
 
 
-def test_resume_with_another_model_is_refused_and_writes_nothing(trained_workdir, tmp_path, ci_config):
+@pytest.mark.parametrize('section, field, value, shown', [
+    ('quantizer', 'num_codebooks', 3, r'quantizer\.num_codebooks: 2 -> 3'),
+    ('data', 'sources', ('vocals', 'bass', 'drums'), r'data\.sources: \[.vocals., .bass., .drums., .other.\] ->')])
+def test_resume_with_another_model_is_refused_and_writes_nothing(trained_workdir, tmp_path, ci_config, section,
+                                                                 field, value, shown):
   workdir = tmp_path / 'run'
   shutil.copytree(trained_workdir, workdir)
   before = (workdir / 'config.json').read_text()
   config = _config(ci_config, num_steps=30)
-  config.quantizer.num_codebooks = 3
-  with pytest.raises(cli.UserError, match=r'quantizer\.num_codebooks: 2 -> 3') as error:
+  config[section][field] = value
+  with pytest.raises(cli.UserError, match=shown) as error:
     trainer.train_and_evaluate(config, str(workdir))
   assert '\n' not in str(error.value) and 'train.num_steps' not in str(error.value)
   assert (workdir / 'config.json').read_text() == before
