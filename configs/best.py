@@ -10,8 +10,8 @@ Raw code stream 20.6 kbit/s for the four sources (172.3 frames/s x 4 sources x 3
 
   python -m srcvq_jax.train --config=configs/best.py --workdir=runs/best --config.data.data_dir=data/full/tfds
 
-Budget: 18000 steps (~41 min at the 7.3 steps/s this configuration trains at on the project's 2-core AMD EPYC VM
-alone; docs/results.md gives the measured minutes). `make demo` trains it for 3000 steps.
+Budget: 18000 steps (38.6 min of training for seed 1 alone on the project's 2-core AMD EPYC VM; docs/results.md).
+`make demo` trains it for 3000 steps.
 """
 from configs.quality import best_long
 

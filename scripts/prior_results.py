@@ -41,16 +41,11 @@ def prior_scores(model, tracks, context_tracks=None):
   """(NLL [H], accuracy [H]) of the target slot over all frames of `tracks` ([T'_i, S, H] each); the other slots
   from context_tracks[i] when given (cropped to the shorter of the two)."""
   import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  import optax  # pylint: disable=g-import-not-at-top
   from flax import nnx  # pylint: disable=g-import-not-at-top
 
-  @nnx.jit
-  def per_frame(model, codes):
-    logits = model(codes)
-    target = codes[:, :, model.target]
-    return (optax.softmax_cross_entropy_with_integer_labels(logits, target),
-            (jnp.argmax(logits, -1) == target).astype(jnp.float32))
+  from srcvq_jax.prior import train as prior_train  # pylint: disable=g-import-not-at-top
+
+  per_frame = nnx.jit(prior_train.nll_and_accuracy)
 
   nll_sum, correct_sum, count = 0.0, 0.0, 0
   for i, codes in enumerate(tracks):

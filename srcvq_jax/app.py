@@ -114,27 +114,15 @@ class Backend:
     state = self.session(session)
     if state.song is None:
       raise AppError('no song yet: upload one')
-    codes = state.song.codes
-    frames = None
+
+    def swap_from(value):
+      if state.other is None:
+        raise AppError('swap needs a second song: upload it under "swap from"')
+      return str(value), state.other.codes, state.other.name
+
     try:
-      for kind, value in edits:
-        if kind == 'range':
-          frames = codes_lib.parse_range(str(value), codes) if value else None
-        elif kind == 'mute':
-          codes = codes_lib.mute(codes, str(value), frames)
-        elif kind == 'solo':
-          codes = codes_lib.solo(codes, str(value), frames)
-        elif kind == 'shift':
-          source, _, amount = str(value).partition(':')
-          codes = codes_lib.shift(codes, source, int(amount), frames)
-        elif kind == 'swap':
-          if state.other is None:
-            raise AppError('swap needs a second song: upload it under "swap from"')
-          codes = codes_lib.swap(codes, str(value), state.other.codes, frames, other_name=state.other.name)
-        elif kind == 'regenerate':
-          codes = self._regenerate(codes, dict(value))
-        else:
-          raise AppError(f'unknown edit {kind!r}')
+      codes = codes_lib.apply_edits(state.song.codes, edits, swap_from=swap_from,
+                                    more={'regenerate': lambda c, value, frames: self._regenerate(c, dict(value))})
     except codes_lib.CodesError as e:
       raise AppError(str(e)) from None
     except (TypeError, ValueError) as e:

@@ -344,29 +344,42 @@ def _split_source(text: str, flag: str) -> tuple[str, str]:
   return source, rest
 
 
-def apply_edits(codes: Codes, edits) -> Codes:
-  """Applies [(kind, value)] in order; kind in range, mute, solo, swap, shift (values as on the command line)."""
+def _swap_from_file(value: str) -> tuple[str, Codes, str]:
+  source, path = _split_source(value, 'swap')
+  return source, load(path), path
+
+
+def apply_edits(codes: Codes, edits, *, swap_from=_swap_from_file, more=None) -> Codes:
+  """Applies [(kind, value)] in order; kind in range, mute, solo, swap, shift (values as on the command line).
+
+  swap_from: value of a swap edit -> (source, the other song's Codes, its name for messages); the default reads
+    'SOURCE:FILE' (the page passes its second upload instead).
+  more: {kind: fn(codes, value, frames) -> codes} for edits of the caller's own (the page's bass regeneration).
+  """
   frames = None
   for kind, value in edits:
     if kind == 'range':
-      frames = parse_range(value, codes)
+      frames = parse_range(str(value), codes) if value else None
     elif kind == 'mute':
-      codes = mute(codes, value, frames)
+      codes = mute(codes, str(value), frames)
     elif kind == 'solo':
-      codes = solo(codes, value, frames)
+      codes = solo(codes, str(value), frames)
     elif kind == 'swap':
-      source, path = _split_source(value, 'swap')
+      source = str(value).partition(':')[0]
       codes.source_index(source)
-      codes = swap(codes, source, load(path), frames, other_name=path)
+      source, other, name = swap_from(value)
+      codes = swap(codes, source, other, frames, other_name=name)
     elif kind == 'shift':
-      source, amount = _split_source(value, 'shift')
+      source, amount = _split_source(str(value), 'shift')
       try:
         offset = int(amount)
       except ValueError:
         raise CodesError(f'--shift={value}: {amount!r} is not a whole number of frames') from None
       codes = shift(codes, source, offset, frames)
+    elif more and kind in more:
+      codes = more[kind](codes, value, frames)
     else:
-      raise ValueError(f'unknown edit {kind!r}')
+      raise CodesError(f'unknown edit {kind!r}')
   return codes
 
 

@@ -113,7 +113,7 @@ def test_loss_falls_on_a_fixed_batch_and_uses_the_conditioning():
   assert losses[-1] < 0.5 * losses[0], losses[::25]
   shuffled = codes.copy()
   shuffled[:, :, [0, 2, 3]] = codes[np.roll(np.arange(16), 1)][:, :, [0, 2, 3]]
-  nll = lambda c: float(prior_train._nll_and_accuracy(model, jnp.asarray(c))[0].mean())  # pylint: disable=protected-access
+  nll = lambda c: float(prior_train.nll_and_accuracy(model, jnp.asarray(c))[0].mean())
   assert nll(shuffled) > nll(codes) + 1.0, (nll(codes), nll(shuffled))
 
 

@@ -26,8 +26,9 @@ from srcvq_jax import cli
 CONSOLE_KEYS = ('train/loss', 'train/accuracy', 'train/steps_per_sec', 'eval/loss', 'eval/accuracy')
 
 
-def _nll_and_accuracy(model, codes):
-  """Per-example-frame-codebook NLL [B, F, H] and correctness of the argmax [B, F, H] for the target slot."""
+def nll_and_accuracy(model, codes):
+  """Per-example-frame-codebook NLL [B, F, H] and correctness of the argmax [B, F, H] for the target slot
+  (the train and eval steps' loss and metrics; scripts/prior_results.py scores the test split with it)."""
   logits = model(codes)
   target = codes[:, :, model.target]
   nll = optax.softmax_cross_entropy_with_integer_labels(logits, target)
@@ -47,7 +48,7 @@ def train_step(state, batch, rng, *, graphdef, tx, config):
   del rng  # deterministic model
 
   def loss_fn(params):
-    nll, correct = _nll_and_accuracy(nnx.merge(graphdef, params), batch['codes'])
+    nll, correct = nll_and_accuracy(nnx.merge(graphdef, params), batch['codes'])
     return nll.mean(), (nll, correct)
 
   (_, (nll, correct)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state['params'])
@@ -60,7 +61,7 @@ def train_step(state, batch, rng, *, graphdef, tx, config):
 
 
 def eval_step(params, batch, *, graphdef):
-  nll, correct = _nll_and_accuracy(nnx.merge(graphdef, params), batch['codes'])
+  nll, correct = nll_and_accuracy(nnx.merge(graphdef, params), batch['codes'])
   return _metrics('eval', nll, correct), None
 
 
