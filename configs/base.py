@@ -83,6 +83,10 @@ def get_config():
   q.num_codebooks = 2
   q.codebook_size = 64
   q.code_dim = 64
+  # Codes each source uses per frame, one count per source (each <= num_codebooks): a source may take more of
+  # the bit budget than another (FSQ only). () = num_codebooks for every source. The codes keep the shape
+  # [T', S, H = num_codebooks]; a source's unused positions are always code 0 and decode as zero vectors.
+  q.codes_per_source = ()
   # One set of codebooks shared by all sources instead of one per source.
   q.shared_codebooks = False
   # Gumbel-softmax temperature: exponential decay from tau_start to tau_end over tau_anneal_steps steps.

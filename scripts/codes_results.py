@@ -88,7 +88,7 @@ def main():
     if len(tracks) == args.tracks:
       break
   seconds = sum(len(m) for _, m in tracks) / rate
-  opus_kbps = int(round(separator.frames_per_second * separator.num_sources * separator.num_codebooks *
+  opus_kbps = int(round(separator.frames_per_second * sum(separator.codes_per_source) *
                         np.log2(separator.codebook_size) / 1000))
   codecs = {f'MP3 {k} kbit/s (LAME CBR)': (['-c:a', 'libmp3lame', '-b:a', f'{k}k'], '.mp3') for k in (16, 24, 32)}
   codecs.update({f'Opus {k} kbit/s': (['-c:a', 'libopus', '-b:a', f'{k}k'], '.opus') for k in (12, opus_kbps)})

@@ -36,9 +36,10 @@ MAX_FOLDS = 5
 _COLOURS = ('#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f')
 
 
-def bitrate_kbps(frames_per_second: float, num_sources: int, num_codebooks: int, codebook_size: int) -> float:
-  """Raw bitrate of the codes [T', S, H] with K entries per codebook: frames/s x S x H x log2 K, in kbit/s."""
-  return frames_per_second * num_sources * num_codebooks * math.log2(codebook_size) / 1e3
+def bitrate_kbps(frames_per_second: float, codes_per_frame: int, codebook_size: int) -> float:
+  """Raw bitrate of the codes with K entries per codebook: frames/s x codes per frame (S x H when every source
+  uses all H) x log2 K, in kbit/s."""
+  return frames_per_second * codes_per_frame * math.log2(codebook_size) / 1e3
 
 
 class CodeUsage:

@@ -92,6 +92,20 @@ def move_aside(manager: ocp.CheckpointManager, step: int) -> str | None:
   return str(target)
 
 
+def remove_partial_saves(directory) -> list[str]:
+  """Deletes the temporary folders of unfinished saves in CHECKPOINTS (`<step>.orbax-checkpoint-tmp*`: never a
+  checkpoint, Orbax would remove them at the next start) and returns their names. Called after a failed write,
+  when the space they take is what a full disk needs."""
+  removed = []
+  for path in sorted(epath.Path(directory).glob('*.orbax-checkpoint-tmp*')):
+    try:
+      path.rmtree() if path.is_dir() else path.unlink()
+      removed.append(path.name)
+    except OSError as error:
+      logging.warning('could not remove the partial save %s: %s', path, reason(error))
+  return removed
+
+
 def restore_latest(manager: ocp.CheckpointManager, restore_step: Callable[[int], Any], *, move_bad: bool,
                    check: Callable[[int, BaseException], None] | None = None) -> tuple[Any, int | None]:
   """(restore_step(step), step) of the newest step that restores, walking back over steps that do not (truncated

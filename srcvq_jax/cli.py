@@ -82,20 +82,28 @@ def allocator() -> str:
 
 
 class _QuietLibraries(std_logging.Filter):
-  """Drops Orbax's records below `level` (not the project's own)."""
+  """Drops Orbax's records below `level` (not the project's own); with `no_tracebacks`, Orbax's errors keep their
+  message line but lose the traceback."""
 
-  def __init__(self, level: int):
+  def __init__(self, level: int, *, no_tracebacks: bool = False):
     super().__init__()
     self.level = level
+    self.no_tracebacks = no_tracebacks
 
   def filter(self, record):
-    return record.levelno >= self.level or '/orbax/' not in record.pathname
+    if '/orbax/' not in record.pathname:
+      return True
+    if self.no_tracebacks and record.exc_info:
+      record.exc_info, record.exc_text = None, None
+    return record.levelno >= self.level
 
 
 def quiet_library_info() -> None:
-  """Keeps Orbax's INFO lines (several per save) off a command's console; its warnings and errors still show."""
+  """Keeps Orbax's INFO lines (several per save) off a command's console; its warnings and errors still show,
+  as one line each: a failed background save logs a traceback per thread (four for a full disk), and the loop
+  reports the failure itself (srcvq_jax/loop.py)."""
   from absl import logging  # pylint: disable=g-import-not-at-top
-  logging.get_absl_handler().addFilter(_QuietLibraries(std_logging.WARNING))
+  logging.get_absl_handler().addFilter(_QuietLibraries(std_logging.WARNING, no_tracebacks=True))
 
 
 @contextlib.contextmanager

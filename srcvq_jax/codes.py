@@ -69,6 +69,8 @@ class Codes:
     stride: audio samples per frame at the model's rate; model_rate: the model's sample rate.
     sample_rate, num_samples, channels: the encoded audio's (decoding resamples back to them).
     fingerprint: the model's (model_fingerprint).
+    codes_per_source: codes slot s uses per frame (quantizer.codes_per_source; the rest are always 0), None when
+      every slot uses all H.
   """
   codes: np.ndarray
   active: np.ndarray
@@ -80,6 +82,7 @@ class Codes:
   num_samples: int
   channels: int
   fingerprint: str
+  codes_per_source: tuple[int, ...] | None = None
 
   @property
   def num_frames(self) -> int:
@@ -94,8 +97,9 @@ class Codes:
     return self.model_rate / self.stride
 
   def raw_bitrate(self) -> float:
-    """Bits per second of the code stream at log2(K) bits per code (activity not counted)."""
-    return self.frame_rate * len(self.sources) * self.num_codebooks * float(np.log2(self.codebook_size))
+    """Bits per second of the code stream at log2(K) bits per used code (activity not counted)."""
+    used = sum(self.codes_per_source) if self.codes_per_source else len(self.sources) * self.num_codebooks
+    return self.frame_rate * used * float(np.log2(self.codebook_size))
 
   def source_index(self, name: str) -> int:
     if name not in self.sources:
@@ -122,6 +126,8 @@ def model_fingerprint(config, params) -> str:
                'quantizer': q.kind, 'num_codebooks': int(q.num_codebooks), 'codebook_size': int(q.codebook_size),
                'fsq_levels': list(q.fsq_levels) if q.kind == 'fsq' else None,
                'decoder_input': config.model.decoder_input}
+  if tuple(q.get('codes_per_source', ())):  # only when set: the fingerprints of earlier models stay as they were
+    described['codes_per_source'] = [int(c) for c in q.codes_per_source]
   digest.update(json.dumps(described, sort_keys=True).encode())
   decoding = {k: params[k] for k in ('decoder', 'quantizers') if k in params and params[k] is not None}
   leaves, _ = jax.tree_util.tree_flatten_with_path(jax.device_get(decoding))
@@ -152,6 +158,8 @@ def save(path: str, codes: Codes) -> None:
           'codebook_size': int(codes.codebook_size), 'stride': int(codes.stride), 'model_rate': int(codes.model_rate),
           'sample_rate': int(codes.sample_rate), 'num_samples': int(codes.num_samples),
           'channels': int(codes.channels), 'fingerprint': codes.fingerprint}
+  if codes.codes_per_source:
+    meta['codes_per_source'] = [int(c) for c in codes.codes_per_source]
   folder = os.path.dirname(os.path.abspath(path))
   os.makedirs(folder, exist_ok=True)
   tmp = path + '.tmp.npz'
@@ -190,7 +198,9 @@ def load(path: str) -> Codes:
                  codebook_size=int(meta['codebook_size']), stride=int(meta['stride']),
                  model_rate=int(meta['model_rate']), sample_rate=int(meta['sample_rate']),
                  num_samples=int(meta['num_samples']), channels=int(meta['channels']),
-                 fingerprint=str(meta['fingerprint']))
+                 fingerprint=str(meta['fingerprint']),
+                 codes_per_source=tuple(int(c) for c in meta['codes_per_source']) if meta.get('codes_per_source')
+                 else None)
   except (ValueError, KeyError, TypeError) as e:
     raise CodesError(f'{path}: corrupt codes file ({e})') from None
 
@@ -208,7 +218,12 @@ def encode_audio(separator, audio: np.ndarray, rate: int, *, progress: bool = Fa
   return Codes(codes=codes, active=np.ones(codes.shape[:2], bool), sources=tuple(separator.sources),
                codebook_size=separator.codebook_size, stride=separator.stride, model_rate=separator.sample_rate,
                sample_rate=int(rate), num_samples=int(audio.shape[0]), channels=int(audio.shape[1]),
-               fingerprint=separator_fingerprint(separator))
+               fingerprint=separator_fingerprint(separator), codes_per_source=_used_counts(separator))
+
+
+def _used_counts(separator) -> tuple[int, ...] | None:
+  counts = separator.codes_per_source
+  return None if min(counts) == separator.num_codebooks else counts
 
 
 def check_model(codes: Codes, separator, what: str = 'codes') -> None:

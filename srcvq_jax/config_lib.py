@@ -13,7 +13,7 @@ DATA_SOURCES = ('synthetic', 'tfds')
 
 # Config fields that are tuples in configs/*.py and come back from JSON as lists.
 _TUPLE_FIELDS = (('model', 'channels'), ('model', 'strides'), ('data', 'sources'), ('quantizer', 'fsq_levels'),
-                 ('loss', 'stft_resolutions'))
+                 ('quantizer', 'codes_per_source'), ('loss', 'stft_resolutions'))
 # Fields added after workdirs and exports were first written, with the value that gives what those were trained
 # with: a saved config without one reads as that value (config_from_dict), so old checkpoints restore unchanged.
 ADDED_FIELDS = {
@@ -21,6 +21,7 @@ ADDED_FIELDS = {
     ('model', 'residual_kernel'): 3,
     ('quantizer', 'kind'): 'gumbel',
     ('quantizer', 'fsq_levels'): (8, 5, 5, 5),
+    ('quantizer', 'codes_per_source'): (),
     ('loss', 'stft_resolutions'): (),
     ('loss', 'log_magnitude'): 0.0,
     ('optim', 'schedule'): 'constant',
@@ -39,6 +40,12 @@ class ConfigError(ValueError):
 def total_stride(config) -> int:
   """Samples per latent frame: the product of the encoder's strides."""
   return math.prod(config.model.strides)
+
+
+def codes_per_source(config) -> tuple[int, ...]:
+  """Codes each source uses per frame (quantizer.codes_per_source, or num_codebooks for every source)."""
+  counts = tuple(int(c) for c in config.quantizer.get('codes_per_source', ()))
+  return counts or (int(config.quantizer.num_codebooks),) * len(config.data.sources)
 
 
 def validate(config, num_devices: int | None = None) -> None:
@@ -104,6 +111,14 @@ def validate(config, num_devices: int | None = None) -> None:
     require(q.code_dim == len(levels) and q.codebook_size == math.prod(levels),
             f'quantizer.kind=fsq: code_dim={q.code_dim} and codebook_size={q.codebook_size} must be '
             f'len(fsq_levels)={len(levels)} and prod(fsq_levels)={math.prod(levels)}')
+  counts = tuple(q.codes_per_source)
+  if counts:
+    require(q.kind == 'fsq', f'quantizer.codes_per_source={counts} needs quantizer.kind=fsq')
+    require(len(counts) == len(data.sources),
+            f'quantizer.codes_per_source={counts}: need one count per source ({len(data.sources)} sources)')
+    require(all(1 <= int(c) <= q.num_codebooks for c in counts) and max(counts) == q.num_codebooks,
+            f'quantizer.codes_per_source={counts}: each count must be in 1..num_codebooks={q.num_codebooks}, '
+            'the largest equal to it')
   require(model.residual_units >= 0, f'model.residual_units={model.residual_units} must be >= 0')
   require(model.residual_kernel >= 1 and model.residual_kernel % 2 == 1,
           f'model.residual_kernel={model.residual_kernel} must be odd and >= 1')

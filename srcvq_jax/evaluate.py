@@ -382,7 +382,7 @@ def evaluate(separator, tracks, *, out_dir: str, split: str, data_info: dict, ru
       'sdr': rows,
       'row_titles': dict(ROW_TITLES),
       'reconstruction_sdr': float(np.nanmedian(reconstruction)) if np.isfinite(reconstruction).any() else None,
-      'bitrate_kbps': analysis.bitrate_kbps(separator.frames_per_second, num_sources, separator.num_codebooks,
+      'bitrate_kbps': analysis.bitrate_kbps(separator.frames_per_second, sum(separator.codes_per_source),
                                             separator.codebook_size),
       'codebook': usage.summary(sources, separator.frames_per_second),
       'tracks': per_track,

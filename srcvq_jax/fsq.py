@@ -64,19 +64,31 @@ def values_of(codes: jax.Array, levels: Sequence[int]) -> jax.Array:
   return (digits.astype(jnp.float32) - half_width) / half_width
 
 
-def quantize(latents: jax.Array, levels: Sequence[int]) -> quantizer_lib.QuantizedResult:
+def used_codes(counts: Sequence[int], num_codebooks: int) -> np.ndarray:
+  """bool [S, H]: True where source s uses code h (h < counts[s])."""
+  return np.arange(num_codebooks)[None, :] < np.asarray(counts)[:, None]
+
+
+def quantize(latents: jax.Array, levels: Sequence[int], used: np.ndarray | None = None
+             ) -> quantizer_lib.QuantizedResult:
   """Encoder outputs [B, T', S, H, d] -> QuantizedResult (vectors [B, T', S, H * d], codes [B, T', S, H]).
 
-  code_probs is the batch's code histogram [S, H, K] (there are no logits), so perplexity and used fraction mean
-  the same as for the Gumbel quantizer's argmax codes.
+  used: bool [S, H] (used_codes), None = every code; an unused position is code 0 with a zero vector, so it
+  carries nothing and costs no entropy. code_probs is the batch's code histogram [S, H, K] (there are no
+  logits), so perplexity and used fraction mean the same as for the Gumbel quantizer's argmax codes.
   """
   values, codes = quantize_values(latents, levels)
+  if used is not None:
+    values = values * used[:, :, None]
+    codes = jnp.where(used, codes, 0)
   vectors = values.reshape(*values.shape[:3], -1)
   histogram = jax.nn.one_hot(codes, codebook_size(levels), dtype=jnp.float32).mean(axis=(0, 1))
   return quantizer_lib.QuantizedResult(vectors=vectors, codes=codes, code_probs=histogram)
 
 
-def lookup(codes: jax.Array, levels: Sequence[int]) -> jax.Array:
-  """Slot vectors of integer codes: int [B, T', S, H] -> float32 [B, T', S, H * d]."""
+def lookup(codes: jax.Array, levels: Sequence[int], used: np.ndarray | None = None) -> jax.Array:
+  """Slot vectors of integer codes: int [B, T', S, H] -> float32 [B, T', S, H * d] (zero where not `used`)."""
   values = values_of(codes, levels)
+  if used is not None:
+    values = values * used[:, :, None]
   return values.reshape(*codes.shape[:3], -1)

@@ -233,6 +233,7 @@ class Separator:
     self.channels = int(config.data.channels)
     self.stride = config_lib.total_stride(config)
     self.num_codebooks = int(config.quantizer.num_codebooks)
+    self.codes_per_source = config_lib.codes_per_source(config)  # codes each source uses of the H per frame
     self.codebook_size = int(config.quantizer.codebook_size)
     self.step, self.path = step, path
     # The margin of models/vqvae.py's model; a model with another receptive field passes its own.

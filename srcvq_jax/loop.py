@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import functools
 import json
 import signal
@@ -253,6 +254,56 @@ def _check_same_model(manager, config, step: int, error: BaseException) -> None:
                         'train into a new --workdir') from None
 
 
+# --- A failed write (a full disk) ----------------------------------------------------------------------------
+
+
+# What a write raises when the file system cannot take it: full, over quota, a file too large, read-only.
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+
+
+class _CheckpointWriteError(Exception):
+  """An Orbax save (or the async commit of an earlier one) failed; the cause is chained."""
+
+
+def _write_checkpoint(write: Callable[[], Any]) -> None:
+  """Runs a checkpoint write, turning its failure (raised by Orbax in many types, ValueError for TensorStore's
+  RESOURCE_EXHAUSTED) into _CheckpointWriteError so that only checkpoint writes are caught that broadly."""
+  try:
+    write()
+  except Exception as error:  # pylint: disable=broad-except
+    raise _CheckpointWriteError(checkpointing.reason(error)) from error
+
+
+@contextlib.contextmanager
+def _stop_on_failed_write(workdir: str, manager, writer, current_step: Callable[[], int]):
+  """A failed write (a full disk, a quota, an I/O error: an OSError from the metrics or TensorBoard files, or a
+  failed checkpoint save) stops training with one line: what failed, the partial save removed (it is not a
+  checkpoint; on a full disk its space is what is needed), the newest intact step to resume from."""
+  from srcvq_jax import cli  # pylint: disable=g-import-not-at-top
+  try:
+    yield
+  except (OSError, _CheckpointWriteError) as error:
+    if isinstance(error, OSError) and error.errno not in _WRITE_ERRNOS:
+      raise
+    with contextlib.suppress(Exception):  # the same full disk may fail these too; nothing more to save
+      manager.wait_until_finished()
+    with contextlib.suppress(Exception):
+      manager.close()
+    with contextlib.suppress(Exception):
+      writer.close()
+    removed = checkpointing.remove_partial_saves(manager.directory) if jax.process_index() == 0 else []
+    with contextlib.suppress(Exception):
+      manager.reload()
+    intact = manager.latest_step()
+    what = str(error) if isinstance(error, _CheckpointWriteError) else checkpointing.reason(error)
+    raise cli.UserError(
+        f'{workdir}: a write failed at step {current_step()} ({what}); '
+        + (f'removed the partial save(s) {", ".join(removed)}; ' if removed else '')
+        + (f'checkpoints up to step {intact} are intact: free space (or fix the file system) and run the same '
+           f'command again to resume from step {intact}' if intact is not None else
+           'no checkpoint was written yet: free space and run the same command again')) from None
+
+
 # --- The loop ----------------------------------------------------------------------------------------------------
 
 
@@ -308,8 +359,9 @@ def _train(task: Task, config, workdir: str, mesh) -> State:
   num_steps = config.train.num_steps
   history: list[dict[str, jax.Array]] = []
   last_log_time, last_log_step = time.time(), start_step
-  with _Preemption() as preemption, jax.set_mesh(mesh):
-    step = start_step
+  step = start_step
+  with _Preemption() as preemption, jax.set_mesh(mesh), _stop_on_failed_write(workdir, manager, writer,
+                                                                             lambda: step):
     while step < num_steps:
       batch = sharding.to_global(next(train_batches), mesh)
       state, metrics = jit_step(state, batch, rng)
@@ -338,12 +390,12 @@ def _train(task: Task, config, workdir: str, mesh) -> State:
         # Evaluation time is not training time: the next interval's steps/s starts here.
         last_log_time, last_log_step = time.time(), step
       if step % config.train.checkpoint_every == 0 or is_last:
-        checkpointing.save(manager, step, state, config.to_dict())
+        _write_checkpoint(lambda: checkpointing.save(manager, step, state, config.to_dict()))
       if preemption.requested:
         break
-  manager.wait_until_finished()
-  manager.close()
-  writer.close()
+    _write_checkpoint(manager.wait_until_finished)
+    manager.close()
+    writer.close()
   if preemption.requested:
     raise Stopped(preemption.signum, step)
   return state

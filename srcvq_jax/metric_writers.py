@@ -1,6 +1,9 @@
 """Metrics out: TensorBoard event files (tensorboardX, no TensorFlow), a JSON line per write, a console line.
 
 Only process 0 writes files; every process may call the methods. Keys use slashes ('train/loss').
+Events are written in the calling thread (tensorboardX's EventsWriter, not its SummaryWriter): a failed write (a
+full disk) raises here, where the loop can stop with one line. SummaryWriter writes from a thread of its own,
+which dies on an OSError; its bounded queue then fills and the training loop blocks forever on the next scalar.
 The workdir may be local or a URL that etils.epath opens (gs://bucket/run on a TPU VM): object stores cannot
 append, so there metrics.jsonl is rewritten whole at each write (a 300k-step run logs ~3k lines), and
 TensorBoard events need `google-cloud-storage` (tensorboardX's GCS writer); without it only metrics.jsonl is
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import time
 
 import numpy as np
@@ -43,8 +47,11 @@ class MetricWriter:
       else:
         self._remote_lines = self._jsonl_path.read_text().splitlines() if self._jsonl_path.exists() else []
       if is_local(workdir) or _gcs_client_installed():
-        from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-        self._summary = SummaryWriter(str(directory / 'tensorboard'))
+        from tensorboardX import event_file_writer  # pylint: disable=g-import-not-at-top
+        events_dir = str(directory / 'tensorboard')
+        if is_local(workdir):
+          os.makedirs(events_dir, exist_ok=True)
+        self._summary = event_file_writer.EventsWriter(os.path.join(events_dir, 'events'))
       else:
         logging.warning('no TensorBoard events for %s: tensorboardX writes gs:// only with google-cloud-storage '
                         '(pip install google-cloud-storage); metrics.jsonl is written', workdir)
@@ -54,8 +61,10 @@ class MetricWriter:
       return
     scalars = {k: float(v) for k, v in scalars.items()}
     if self._summary is not None:
+      from tensorboardX import summary  # pylint: disable=g-import-not-at-top
       for key, value in scalars.items():
-        self._summary.add_scalar(key, value, step)
+        self._add(summary.scalar(key, value), step, flush=False)
+      self._summary.flush()
     line = json.dumps({'step': int(step), 'time': time.time(), **scalars})
     if self._remote_lines is None:
       self._jsonl.write(line + '\n')
@@ -68,14 +77,22 @@ class MetricWriter:
     """clips: name -> [T, C] float waveform in [-1, 1]."""
     if not self._enabled or self._summary is None:
       return
+    from tensorboardX import summary  # pylint: disable=g-import-not-at-top
     for name, clip in clips.items():
       clip = np.clip(np.asarray(clip, np.float32), -1, 1)
-      self._summary.add_audio(name, clip.mean(axis=-1) if clip.ndim == 2 else clip, step,
-                              sample_rate=sample_rate)
+      self._add(summary.audio(name, clip.mean(axis=-1) if clip.ndim == 2 else clip, sample_rate=sample_rate),
+                step)
 
   def write_text(self, name: str, text: str, step: int = 0) -> None:
     if self._enabled and self._summary is not None:
-      self._summary.add_text(name, text, step)
+      from tensorboardX import summary  # pylint: disable=g-import-not-at-top
+      self._add(summary.text(name, text), step)
+
+  def _add(self, summary_proto, step: int, *, flush: bool = True) -> None:
+    from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
+    self._summary.write_event(event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary_proto))
+    if flush:
+      self._summary.flush()
 
   def flush(self) -> None:
     if self._enabled and self._summary is not None:

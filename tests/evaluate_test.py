@@ -209,7 +209,7 @@ def test_code_usage_perplexity_and_bitrate():
   assert summary['per_source']['b']['perplexity'] == [pytest.approx(1.0)]
   assert summary['per_source']['a']['used_fraction'] == [1.0] and summary['per_source']['b']['used_fraction'] == [0.25]
   assert summary['entropy_kbps'] == pytest.approx(10.0 * 2.0 / 1e3)  # 2 bits + 0 bits per frame
-  assert analysis.bitrate_kbps(44100 / 256, 4, 2, 64) == pytest.approx(44100 / 256 * 4 * 2 * 6 / 1e3)
+  assert analysis.bitrate_kbps(44100 / 256, 4 * 2, 64) == pytest.approx(44100 / 256 * 4 * 2 * 6 / 1e3)
 
 
 def test_cluster_scores_and_tsne(tmp_path):

@@ -56,3 +56,16 @@ def test_other_level_sets(levels):
   z = jnp.arctanh(jnp.clip(values, -0.999, 0.999))  # any latents: codes stay in range
   _, got = fsq.quantize_values(z * 5, levels)
   assert int(got.min()) >= 0 and int(got.max()) < fsq.codebook_size(levels)
+
+
+def test_unused_positions_are_code_zero_and_zero_vectors():
+  latents = 3 * jax.random.normal(jax.random.key(3), (2, 7, 3, 2, len(LEVELS)))
+  used = fsq.used_codes((2, 1, 2), 2)
+  np.testing.assert_array_equal(used, [[True, True], [True, False], [True, True]])
+  full, masked = fsq.quantize(latents, LEVELS), fsq.quantize(latents, LEVELS, used)
+  codes, vectors = np.asarray(masked.codes), np.asarray(masked.vectors).reshape(2, 7, 3, 2, -1)
+  assert (codes[:, :, 1, 1] == 0).all() and (vectors[:, :, 1, 1] == 0).all()
+  # Used positions are untouched.
+  np.testing.assert_array_equal(np.where(used, np.asarray(full.codes), 0), codes)
+  np.testing.assert_allclose(fsq.lookup(masked.codes, LEVELS, used), masked.vectors, atol=1e-6)
+  assert np.abs(np.asarray(fsq.lookup(full.codes, LEVELS, used)).reshape(vectors.shape)[:, :, 1, 1]).max() == 0

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from srcvq_jax import config_lib
+from srcvq_jax import fsq
 from srcvq_jax import input_pipeline
 from srcvq_jax import models
 from srcvq_jax.models import layers
@@ -146,3 +148,48 @@ def test_residual_and_fsq_models_decode_their_codes(ci_config, kind):
   np.testing.assert_allclose(model.decode_codes(inference_out.quantized.codes, masks), inference_out.audio,
                              rtol=1e-5, atol=1e-6)
   assert len(model.encoder.residuals[0]) == 2 and len(model.decoder.residuals[-1]) == 2
+
+
+def test_codes_per_source_leaves_unused_codes_empty(ci_config):
+  """quantizer.codes_per_source: a source's unused positions are code 0 with zero vectors, carry no gradient to
+  the decoder, and the params layout is the one of the uniform model (same shapes)."""
+  q = ci_config.quantizer
+  q.kind, q.fsq_levels, q.code_dim, q.codebook_size = 'fsq', (5, 3), 2, 15
+  uniform = models.VQVAE(ci_config, rngs=nnx.Rngs(0))
+  q.codes_per_source = (2, 1, 2, 2)
+  config_lib.validate(ci_config)
+  model = models.VQVAE(ci_config, rngs=nnx.Rngs(0))
+  shapes = lambda m: jax.tree.map(jnp.shape, nnx.state(m, nnx.Param))
+  assert shapes(model) == shapes(uniform)
+  batch = next(input_pipeline.synthetic_batches(ci_config, 2, seed=2))
+  quantized = model.encode(batch['mixture'])
+  codes = np.asarray(quantized.codes)
+  assert (codes[:, :, 1, 1] == 0).all() and (codes[:, :, 0, 1] != 0).any()
+  vectors = np.asarray(quantized.vectors).reshape(*codes.shape, 2)
+  assert (vectors[:, :, 1, 1] == 0).all()
+  np.testing.assert_allclose(vectors[:, :, 1, 0], fsq.values_of(codes[:, :, 1, 0], (5, 3)), atol=1e-6)
+  # Whatever integer sits in an unused position, it decodes the same (a stray code cannot add a sound).
+  masks = jnp.ones((2, 1, 4))
+  stray = codes.copy()
+  stray[:, :, 1, 1] = 7
+  np.testing.assert_array_equal(model.decode_codes(jnp.asarray(stray), masks), model.decode_codes(codes, masks))
+  np.testing.assert_allclose(model.decode_codes(quantized.codes, masks), model.decode(quantized.vectors, masks),
+                             rtol=1e-5, atol=1e-6)
+  # The encoder outputs of an unused position get no gradient.
+  def loss(m):
+    return jnp.sum((m(batch['mixture'], masks).audio[:, 0] - batch['mixture']) ** 2)
+  grads = nnx.grad(loss)(model)
+  kernel = np.asarray(grads.encoder.to_logits.kernel[...]).reshape(-1, 4, 2, 2)  # [in, S, H, d]
+  assert (kernel[:, 1, 1] == 0).all() and (np.abs(kernel[:, 1, 0]) > 0).any()
+
+
+@pytest.mark.parametrize('counts,message', [
+    ((2, 1, 2), 'one count per source'), ((3, 1, 2, 2), 'in 1..num_codebooks'), ((1, 1, 1, 1), 'the largest')])
+def test_codes_per_source_is_checked(ci_config, counts, message):
+  q = ci_config.quantizer
+  q.codes_per_source = counts
+  with pytest.raises(config_lib.ConfigError, match='needs quantizer.kind=fsq'):
+    config_lib.validate(ci_config)
+  q.kind, q.fsq_levels, q.code_dim, q.codebook_size = 'fsq', (5, 3), 2, 15
+  with pytest.raises(config_lib.ConfigError, match=message):
+    config_lib.validate(ci_config)

@@ -1,5 +1,6 @@
 """Faults inflicted at deterministic points: broken newest checkpoints (train and inference fall back to the step
 before and move the broken one aside), resuming with another model's config, Ctrl-C, two trainers on a workdir."""
+import errno
 import glob
 import json
 import os
@@ -197,3 +198,138 @@ def test_sources_written_as_one_string_are_rejected(ci_config):
   ci_config.data.sources = ('vocals,bass',)
   with pytest.raises(config_lib.ConfigError, match='looks like a list written as one string'):
     config_lib.validate(ci_config)
+
+
+def _no_space(*args, **kwargs):
+  raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_full_disk_while_writing_metrics_stops_with_one_line_and_resumes(tmp_path, ci_config, monkeypatch):
+  """ENOSPC from the metrics file at step 15 (after step 10's checkpoint): one UserError naming the cause and
+  the step to resume from, nothing half-kept; the same command then resumes from step 10 and finishes."""
+  from srcvq_jax import metric_writers  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path / 'run')
+  original = metric_writers.MetricWriter.write_scalars
+
+  def hook(self, step, scalars):
+    if step == 15:
+      _no_space()
+    return original(self, step, scalars)
+  monkeypatch.setattr(metric_writers.MetricWriter, 'write_scalars', hook)
+  with pytest.raises(cli.UserError, match='a write failed at step 15 .*No space left on device.* resume from '
+                     'step 10') as failed:
+    trainer.train_and_evaluate(_config(ci_config), workdir)
+  assert '\n' not in str(failed.value)
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['10']
+  assert not os.path.exists(os.path.join(workdir, workdir_lock.LOCK_FILE))  # released: the rerun may start
+  monkeypatch.undo()
+  assert int(trainer.train_and_evaluate(_config(ci_config), workdir)['step']) == 20
+
+
+def test_a_failed_checkpoint_write_removes_the_partial_save(tmp_path, ci_config, monkeypatch):
+  """Step 20's save fails the way TensorStore fails on a full disk (a ValueError after the temporary folder was
+  started): the partial folder is removed, step 10 is intact, the error is one line."""
+  workdir = str(tmp_path / 'run')
+  original = checkpointing.save
+
+  def hook(manager, step, *args):
+    if step == 20:
+      partial = os.path.join(str(manager.directory), '20.orbax-checkpoint-tmp-1234')
+      os.makedirs(os.path.join(partial, 'state'))
+      raise ValueError('RESOURCE_EXHAUSTED: Error writing "params.decoder" in OCDBT database: Failed writing')
+    return original(manager, step, *args)
+  monkeypatch.setattr(checkpointing, 'save', hook)
+  with pytest.raises(cli.UserError, match=r'at step 20 \(ValueError: RESOURCE_EXHAUSTED.*removed the partial '
+                     r'save\(s\) 20.orbax-checkpoint-tmp-1234; checkpoints up to step 10 are intact'):
+    trainer.train_and_evaluate(_config(ci_config), workdir)
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['10']
+
+
+def test_a_read_error_is_not_taken_for_a_full_disk(tmp_path, ci_config, monkeypatch):
+  from srcvq_jax import metric_writers  # pylint: disable=g-import-not-at-top
+
+  def hook(self, step, scalars):
+    raise OSError(errno.EACCES, 'Permission denied')
+  monkeypatch.setattr(metric_writers.MetricWriter, 'write_scalars', hook)
+  with pytest.raises(PermissionError):
+    trainer.train_and_evaluate(_config(ci_config), str(tmp_path / 'run'))
+
+
+def test_tensorboard_write_errors_raise_in_the_caller(tmp_path, monkeypatch):
+  """A failed event write raises at write_scalars (tensorboardX's SummaryWriter would lose it in its thread and
+  then block the loop forever on a full queue)."""
+  from tensorboardX import record_writer  # pylint: disable=g-import-not-at-top
+
+  from srcvq_jax import metric_writers  # pylint: disable=g-import-not-at-top
+  writer = metric_writers.MetricWriter(str(tmp_path))
+  writer.write_scalars(1, {'train/loss': 1.0})
+  monkeypatch.setattr(record_writer.RecordWriter, 'write', _no_space)
+  with pytest.raises(OSError, match='No space left'):
+    writer.write_scalars(2, {'train/loss': 0.5})
+  monkeypatch.undo()
+  writer.close()
+  assert [step for step, tag in _scalar_events(tmp_path / 'tensorboard')] == [(1)]
+
+
+def _scalar_events(folder):
+  """(step, tag) of every scalar event in the folder's event files (TFRecord framing: length, its CRC, data,
+  its CRC)."""
+  import struct  # pylint: disable=g-import-not-at-top
+
+  from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
+  found = []
+  for name in sorted(glob.glob(os.path.join(str(folder), 'events.out.tfevents.*'))):
+    with open(name, 'rb') as f:
+      data = f.read()
+    offset = 0
+    while offset < len(data):
+      (length,) = struct.unpack('<Q', data[offset:offset + 8])
+      event = event_pb2.Event.FromString(data[offset + 12:offset + 12 + length])
+      offset += 12 + length + 4
+      found += [(event.step, value.tag) for value in event.summary.value]
+  return found
+
+
+def _mount_small_tmpfs(path, size: str) -> bool:
+  import subprocess  # pylint: disable=g-import-not-at-top
+  os.makedirs(path, exist_ok=True)
+  return subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={size}', 'tmpfs', str(path)],
+                        capture_output=True).returncode == 0
+
+
+@pytest.mark.slow
+def test_a_real_full_disk_stops_the_command_with_one_line(tmp_path):
+  """The train command on a 3 MB tmpfs (checkpoints every 10 steps, all kept): the disk fills, the command exits
+  1 with one `error:` line naming the step to resume from, that step restores, no partial save is left."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  disk = tmp_path / 'disk'
+  if not _mount_small_tmpfs(disk, '3M'):
+    pytest.skip('cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN); the injected-ENOSPC tests cover the '
+                'logic')
+  try:
+    workdir = disk / 'run'
+    env = dict(os.environ, SRCVQ_TCMALLOC='0', XLA_FLAGS='')
+    done = subprocess.run(
+        [sys.executable, '-m', 'srcvq_jax.train', '--config=configs/ci.py', f'--workdir={workdir}',
+         '--config.data.source=synthetic', '--config.train.num_steps=400', '--config.train.checkpoint_every=10',
+         '--config.train.keep_checkpoints=1000', '--config.train.sdr_tracks=0'],
+        capture_output=True, text=True, timeout=600, env=env,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert done.returncode == 1, done.stderr[-3000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: ') and 'No space left on device' in last or 'RESOURCE_EXHAUSTED' in last, last
+    intact = int(last.rsplit('resume from step ', 1)[1])
+    checkpoints = os.listdir(workdir / 'checkpoints')
+    assert not [c for c in checkpoints if 'tmp' in c], checkpoints
+    assert str(intact) in checkpoints
+    copy = tmp_path / 'copy'  # the workdir moved to a disk with space restores its newest step
+    shutil.copytree(workdir, copy)
+  finally:
+    subprocess.run(['umount', str(disk)], check=False)
+  manager = checkpointing.create_manager(str(copy), read_only=True)
+  assert manager.latest_step() == intact
+  from srcvq_jax import config_lib  # pylint: disable=g-import-not-at-top
+  config = config_lib.config_from_dict(checkpointing.restore_config(manager, intact))
+  separator = inference.load(str(copy))
+  assert separator.step == intact and config.data.source == 'synthetic'

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from srcvq_jax import config_lib
 from srcvq_jax import fsq
 from srcvq_jax import quantizer as quantizer_lib
 from srcvq_jax.models import layers
@@ -127,6 +128,9 @@ class VQVAE(nnx.Module):
     # 'gumbel' (the paper's) or 'fsq' (srcvq_jax/fsq.py: no codebooks; the encoder gives d scalars per code).
     self.quantizer_kind = q.kind
     self.fsq_levels = tuple(q.fsq_levels)
+    counts = config_lib.codes_per_source(config)
+    # Codes each source uses (quantizer.codes_per_source); None when all are. A plain tuple: static, not a param.
+    self.codes_per_source = None if min(counts) == q.num_codebooks else counts
     residual = dict(residual_units=int(model.residual_units), residual_kernel=int(model.residual_kernel))
     outputs_per_code = len(self.fsq_levels) if self.quantizer_kind == 'fsq' else q.codebook_size
     self.encoder = Encoder(data.channels, model.channels, model.strides, self.num_sources, q.num_codebooks,
@@ -141,6 +145,11 @@ class VQVAE(nnx.Module):
     self.decoder = Decoder(slot_features, data.channels, model.channels, model.strides, **residual, dtype=dtype,
                            rngs=rngs)
 
+  def _used_codes(self):
+    if self.codes_per_source is None:
+      return None
+    return fsq.used_codes(self.codes_per_source, self.encoder.logit_shape[1])
+
   def encode(self, mixture: jax.Array, *, noise_key: jax.Array | None = None, tau=1.0,
              gumbel: jax.Array | None = None) -> quantizer_lib.QuantizedResult:
     """[B, T, C] -> QuantizedResult (noise_key and gumbel None: inference, argmax codes).
@@ -149,14 +158,14 @@ class VQVAE(nnx.Module):
     """
     logits = self.encoder(mixture)
     if self.quantizer_kind == 'fsq':  # deterministic: training quantizes as inference does
-      return fsq.quantize(logits, self.fsq_levels)
+      return fsq.quantize(logits, self.fsq_levels, self._used_codes())
     return quantizer_lib.quantize(self.quantizers, logits, noise_key, tau, hard=self.hard,
                                   shared=self.shared_codebooks, gumbel=gumbel)
 
   def lookup(self, codes: jax.Array) -> jax.Array:
     """Slot vectors of integer codes: [B, T', S, H] -> [B, T', S, H * D]."""
     if self.quantizer_kind == 'fsq':
-      return fsq.lookup(codes, self.fsq_levels)
+      return fsq.lookup(codes, self.fsq_levels, self._used_codes())
     return quantizer_lib.lookup(self.quantizers, codes, shared=self.shared_codebooks)
 
   def decode(self, vectors: jax.Array, masks: jax.Array) -> jax.Array:
