@@ -17,6 +17,7 @@ import dataclasses
 import errno
 import functools
 import json
+import os
 import signal
 import time
 from typing import Any, Callable, Iterator
@@ -254,6 +255,22 @@ def _check_same_model(manager, config, step: int, error: BaseException) -> None:
                         'train into a new --workdir') from None
 
 
+# --- Test-only fault injection -------------------------------------------------------------------------------
+
+# SRCVQ_TEST_FAULT=kill_after_step:N or kill_in_save:N makes the trainer SIGKILL itself right after step N's
+# update (mid-run) or right after step N's async save started (its commit in flight): the deterministic points
+# at which tests/reliability_test.py inflicts kill -9. Unset, it costs one dict lookup per step.
+TEST_FAULT = 'SRCVQ_TEST_FAULT'
+
+
+def _test_fault(where: str, step: int) -> None:
+  spec = os.environ.get(TEST_FAULT)
+  if spec and spec == f'{where}:{step}':
+    logging.warning('%s=%s: killing this process (SIGKILL)', TEST_FAULT, spec)
+    logging.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 # --- A failed write (a full disk) ----------------------------------------------------------------------------
 
 
@@ -367,6 +384,9 @@ def _train(task: Task, config, workdir: str, mesh) -> State:
       state, metrics = jit_step(state, batch, rng)
       history.append(metrics)
       step += 1
+      if TEST_FAULT in os.environ:
+        jax.block_until_ready(state)
+        _test_fault('kill_after_step', step)
       if step == start_step + 1:
         logging.info('first step done (includes compilation): %.1f s', time.time() - last_log_time)
       is_last = step == num_steps or preemption.requested
@@ -391,6 +411,7 @@ def _train(task: Task, config, workdir: str, mesh) -> State:
         last_log_time, last_log_step = time.time(), step
       if step % config.train.checkpoint_every == 0 or is_last:
         _write_checkpoint(lambda: checkpointing.save(manager, step, state, config.to_dict()))
+        _test_fault('kill_in_save', step)
       if preemption.requested:
         break
     _write_checkpoint(manager.wait_until_finished)

@@ -5,16 +5,22 @@
 --workdir is a training workdir (latest checkpoint) or an export dir. Every input of any length, sample rate and
 format that soundfile reads (wav, flac, ogg, mp3 with libsndfile >= 1.1, ...; others through librosa/audioread) is
 converted to the model's channels (mono duplicated, or stereo averaged for a mono model) and rate
-(scipy.signal.resample_poly), separated whole with the chunked inference of srcvq_jax.inference (a progress bar
-over windows on a terminal), and written back at the input's sample rate, length and channel count:
+(scipy.signal.resample_poly), separated with the chunked inference of srcvq_jax.inference (a progress bar over
+windows on a terminal), and written back at the input's sample rate, length and channel count:
 
   OUT/<file name without extension>/<source>.wav        (16-bit PCM by default, clipped to [-1, 1])
+
+Files that soundfile reads are streamed: read, separated and written in blocks of --block_seconds, each with
+enough context on both sides (the model's receptive margin plus the resampling filters' reach, at frame-aligned
+positions) that the output equals separating the whole file at once (to float rounding), so memory does not
+grow with the file's length. The wavs are written under temporary names and renamed when complete.
 
 A bad input (missing, unreadable, empty, more than two channels) prints `error: <file>: <problem>` and the other
 files are still separated; the exit status is 1 when any input failed.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -35,9 +41,13 @@ def define_flags() -> None:
   flags.DEFINE_string('out', 'separated', 'Output folder: OUT/<file name>/<source>.wav.')
   flags.DEFINE_enum('subtype', 'PCM_16', ['PCM_16', 'PCM_24', 'FLOAT'], 'Sample format of the wavs.')
   flags.DEFINE_integer('batch_size', None, 'Inference windows per model call.')
+  flags.DEFINE_float('block_seconds', BLOCK_SECONDS, 'Seconds of audio read, separated and written at a time.')
 
 
 MAX_CHANNELS = 2
+# Seconds per streamed block: long enough that the context around each block costs little, short enough that
+# memory stays small (a block's arrays at 44.1 kHz stereo: ~20 MB per copy).
+BLOCK_SECONDS = 60.0
 
 
 class AudioError(Exception):
@@ -94,8 +104,82 @@ def separate_audio(separator, audio: np.ndarray, rate: int, *, progress: bool = 
   return inference.match_channels(stems, audio.shape[1])
 
 
+def block_geometry(separator, rate: int) -> tuple[int, int]:
+  """(unit, context) in samples at `rate` for streamed separation.
+
+  unit: block starts are multiples of it, so that each block starts on a latent frame at the model's rate (the
+    strided encoder is not shift-invariant) and on an exact sample of both resamplings.
+  context: samples read on each side of a block and dropped after separation (a multiple of unit): the model's
+    receptive margin, plus the reach of the anti-alias filter of resample_poly each way (10 * max(up, down) taps
+    each side at the upsampled rate, scipy's default), so that every kept sample equals the whole file's.
+  """
+  import math  # pylint: disable=g-import-not-at-top
+  g = math.gcd(int(rate), separator.sample_rate)
+  up, down = separator.sample_rate // g, int(rate) // g
+  unit = down * separator.stride
+  if up == down:
+    reach = 0
+  else:
+    reach = -(-10 * max(up, down) // up) + 1  # input samples, each of the two resamplings
+  needed = -(-separator.margin * down // up) + 2 * reach
+  return unit, -(-needed // unit) * unit
+
+
+def _open_stream(path: str):
+  """soundfile.SoundFile of `path`, or None when libsndfile cannot read it (librosa's whole-file read then)."""
+  import soundfile  # pylint: disable=g-import-not-at-top
+  try:
+    return soundfile.SoundFile(path)
+  except Exception:  # pylint: disable=broad-except  (libsndfile raises several types)
+    return None
+
+
+def separate_stream(separator, stream, folder: str, *, subtype: str, block_seconds: float = BLOCK_SECONDS,
+                    progress: bool = False) -> float:
+  """Separates an open soundfile.SoundFile block by block into FOLDER/<source>.wav; returns its seconds.
+
+  Raises:
+    AudioError: no samples, more than two channels, or a NaN/infinite sample (no output is left behind).
+  """
+  import soundfile  # pylint: disable=g-import-not-at-top
+
+  rate, channels, total = int(stream.samplerate), int(stream.channels), int(stream.frames)
+  if total <= 0:
+    raise AudioError('no audio samples (empty file)')
+  if channels > MAX_CHANNELS:
+    raise AudioError(f'{channels} channels; only mono and stereo are supported')
+  unit, context = block_geometry(separator, rate)
+  block = max(unit, int(round(block_seconds * rate / unit)) * unit)
+  os.makedirs(folder, exist_ok=True)
+  finals = [os.path.join(folder, f'{source}.wav') for source in separator.sources]
+  partials = [f'{final}.partial' for final in finals]
+  outputs = [soundfile.SoundFile(p, 'w', rate, channels, subtype, format='WAV') for p in partials]
+  try:
+    for start in range(0, total, block):
+      end = min(start + block, total)
+      first, last = max(0, start - context), min(total, end + context)
+      stream.seek(first)
+      audio = stream.read(last - first, dtype='float32', always_2d=True)
+      if audio.shape[0] != last - first:
+        raise AudioError(f'could read only {first + audio.shape[0]} of {total} samples')
+      if not np.all(np.isfinite(audio)):
+        raise AudioError(f'contains NaN or infinite samples (in {first / rate:.1f}..{last / rate:.1f} s)')
+      stems = separate_audio(separator, audio, rate, progress=progress)[:, start - first:end - first]
+      for output, stem in zip(outputs, stems):
+        output.write(np.clip(stem, -1.0, 1.0) if subtype != 'FLOAT' else stem)
+  except BaseException:
+    for output, partial in zip(outputs, partials):
+      output.close()
+      os.remove(partial)
+    raise
+  for output, partial, final in zip(outputs, partials, finals):
+    output.close()
+    os.replace(partial, final)
+  return total / rate
+
+
 def separate_files(separator, paths, out_dir: str, *, subtype: str = 'PCM_16',
-                   progress: bool | None = None) -> list[tuple[str, str]]:
+                   progress: bool | None = None, block_seconds: float = BLOCK_SECONDS) -> list[tuple[str, str]]:
   """Separates every file into OUT/<name>/<source>.wav; bad files are reported, not fatal.
 
   Args:
@@ -104,6 +188,7 @@ def separate_files(separator, paths, out_dir: str, *, subtype: str = 'PCM_16',
     out_dir: output folder (created).
     subtype: soundfile subtype of the outputs.
     progress: tqdm bar over windows (None: only on a terminal).
+    block_seconds: streamed block length (files soundfile reads; others are read whole).
 
   Returns:
     [(path, problem)] of the files that failed (empty when all were separated).
@@ -112,28 +197,39 @@ def separate_files(separator, paths, out_dir: str, *, subtype: str = 'PCM_16',
 
   failures, used = [], set()
   for path in paths:
-    try:
-      audio, rate = read_audio(path)
-    except AudioError as e:
-      failures.append((path, str(e)))
-      print(f'error: {path}: {e}', file=sys.stderr, flush=True)
-      continue
+    if not os.path.exists(path) or os.path.isdir(path):
+      stream = None
+    else:
+      stream = _open_stream(path)
     name = os.path.splitext(os.path.basename(os.path.normpath(path)))[0] or 'audio'
     base, n = name, 1
     while name in used:  # two inputs with the same file name get distinct folders
       n += 1
       name = f'{base}_{n}'
-    used.add(name)
+    folder = os.path.join(out_dir, name)
     started = time.perf_counter()
     show = sys.stderr.isatty() if progress is None else progress
-    stems = separate_audio(separator, audio, rate, progress=show)
-    folder = os.path.join(out_dir, name)
-    os.makedirs(folder, exist_ok=True)
-    for source, stem in zip(separator.sources, stems):
-      if subtype != 'FLOAT':  # integer formats would wrap around outside [-1, 1]
-        stem = np.clip(stem, -1.0, 1.0)
-      soundfile.write(os.path.join(folder, f'{source}.wav'), stem, rate, subtype=subtype)
-    seconds = audio.shape[0] / rate
+    try:
+      if stream is not None:
+        with stream:
+          seconds = separate_stream(separator, stream, folder, subtype=subtype, block_seconds=block_seconds,
+                                    progress=show)
+      else:
+        audio, rate = read_audio(path)
+        stems = separate_audio(separator, audio, rate, progress=show)
+        os.makedirs(folder, exist_ok=True)
+        for source, stem in zip(separator.sources, stems):
+          if subtype != 'FLOAT':  # integer formats would wrap around outside [-1, 1]
+            stem = np.clip(stem, -1.0, 1.0)
+          soundfile.write(os.path.join(folder, f'{source}.wav'), stem, rate, subtype=subtype)
+        seconds = audio.shape[0] / rate
+    except AudioError as e:
+      failures.append((path, str(e)))
+      print(f'error: {path}: {e}', file=sys.stderr, flush=True)
+      with contextlib.suppress(OSError):
+        os.rmdir(folder)  # only when empty: nothing of this input was written
+      continue
+    used.add(name)
     print(f'{path} -> {folder}/ ({seconds:.1f} s of audio in {time.perf_counter() - started:.1f} s)', flush=True)
   return failures
 
@@ -152,7 +248,9 @@ def main(argv):
     separator = inference.load(FLAGS.workdir, batch_size=FLAGS.batch_size)
   except cli.UserError as e:
     cli.fail(str(e))
-  failures = separate_files(separator, paths, FLAGS.out, subtype=FLAGS.subtype)
+  if FLAGS.block_seconds <= 0:
+    cli.fail(f'--block_seconds={FLAGS.block_seconds} must be positive')
+  failures = separate_files(separator, paths, FLAGS.out, subtype=FLAGS.subtype, block_seconds=FLAGS.block_seconds)
   if failures:  # each failure already printed its one line
     sys.exit(1)
 

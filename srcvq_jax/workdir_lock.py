@@ -3,7 +3,9 @@
 A second trainer on the same workdir is refused with one line naming the holder (host, pid, since when, last
 heartbeat). A pid means nothing on another host, so a lock is judged by its heartbeat: one not refreshed for
 STALE_AFTER_S seconds (the holder was killed, or its machine went away) is taken over, with a warning, after moving
-it to lock.json.stale. Read-only commands (evaluate, separate, export) never look at it.
+it to lock.json.stale. On the holder's own machine (same host name and the same boot: /proc/sys/kernel/random/
+boot_id) a pid does mean something: a lock whose pid no longer runs there is stale at once, so a rerun after
+kill -9 or an OOM kill need not wait for the heartbeat to age. Read-only commands (evaluate, separate, export) never look at it.
 
 Local workdirs create the lock with O_CREAT | O_EXCL (atomic: of two trainers starting at once, one wins).
 Object stores (gs://) have no exclusive create: there the lock is written and read back through etils.epath,
@@ -39,6 +41,25 @@ def _now() -> float:
   return time.time()
 
 
+def _boot_id() -> str | None:
+  """This machine's boot id (Linux), None elsewhere: with the host name it says "the same running system"."""
+  try:
+    with open('/proc/sys/kernel/random/boot_id', encoding='utf-8') as f:
+      return f.read().strip() or None
+  except OSError:
+    return None
+
+
+def _pid_is_gone(pid) -> bool:
+  try:
+    os.kill(int(pid), 0)
+  except ProcessLookupError:
+    return True
+  except (PermissionError, ValueError, TypeError, OverflowError):
+    return False  # it runs under another user (or the record is odd): not known to be gone
+  return False
+
+
 def _stamp(seconds: float) -> str:
   return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime('%Y-%m-%d %H:%M:%S UTC')
 
@@ -51,8 +72,8 @@ class WorkdirLock:
     self.path = epath.Path(workdir) / LOCK_FILE
     self.local = checkpointing.is_local(workdir)
     self.heartbeat_s, self.stale_after_s = heartbeat_s, stale_after_s
-    self.record = {'host': socket.gethostname(), 'pid': os.getpid(), 'token': uuid.uuid4().hex,
-                   'since': _now(), 'heartbeat': _now()}
+    self.record = {'host': socket.gethostname(), 'boot_id': _boot_id(), 'pid': os.getpid(),
+                   'token': uuid.uuid4().hex, 'since': _now(), 'heartbeat': _now()}
     self._stop = threading.Event()
     self._thread = None
 
@@ -93,13 +114,16 @@ class WorkdirLock:
           return
         continue
       age = _now() - float(held.get('heartbeat', 0.0))
-      if age < self.stale_after_s:
+      dead_here = (held.get('host') == self.record['host'] and self.record['boot_id'] is not None
+                   and held.get('boot_id') == self.record['boot_id'] and _pid_is_gone(held.get('pid')))
+      if age < self.stale_after_s and not dead_here:
         raise WorkdirLocked(
             f'{self.path.parent} is being trained by pid {held.get("pid")} on host {held.get("host")} (since '
             f'{_stamp(float(held.get("since", 0.0)))}, heartbeat {age:.0f} s ago): one trainer per workdir; wait '
             f'for it to finish or stop it (a lock whose heartbeat is {self.stale_after_s:.0f} s old is taken over)')
-      logging.warning('taking over the stale lock of %s (pid %s on host %s, last heartbeat %.0f s ago)',
-                      self.path.parent, held.get('pid'), held.get('host'), age)
+      logging.warning('taking over the stale lock of %s (pid %s on host %s, %s)', self.path.parent,
+                      held.get('pid'), held.get('host'), 'which no longer runs on this machine' if dead_here else
+                      f'last heartbeat {age:.0f} s ago')
       stale = self.path.parent / (LOCK_FILE + '.stale')
       try:
         self.path.rename(stale) if self.local else self.path.unlink()

@@ -209,3 +209,29 @@ def test_bad_input_is_one_line(setup, tmp_path, capsys, args, message):
   err = capsys.readouterr().err.strip()
   assert err.startswith('error: ') and '\n' not in err and message in err, err
   assert not os.path.exists(paths['out'])
+
+
+def test_codes_per_source_is_kept_in_the_file_and_counted_in_the_bitrate(tmp_path):
+  """A model whose sources use different numbers of codes: its files say so, the raw bitrate counts only the
+  used codes, and the fingerprint differs from the uniform model's (same params)."""
+  from configs import ci  # pylint: disable=g-import-not-at-top
+  config = ci.get_config()
+  q = config.quantizer
+  q.kind, q.fsq_levels, q.code_dim, q.codebook_size = 'fsq', (5, 3), 2, 15
+  uniform_workdir = tmp_path / 'uniform'
+  inference_test.save_checkpoint(config, uniform_workdir)
+  q.codes_per_source = (2, 1, 2, 2)
+  workdir = tmp_path / 'run'
+  inference_test.save_checkpoint(config, workdir)
+  separator = inference.load(str(workdir), window=WINDOW)
+  audio = np.random.default_rng(1).normal(scale=0.3, size=(LENGTH, 2)).astype(np.float32)
+  codes = codes_lib.encode_audio(separator, audio, separator.sample_rate)
+  assert codes.codes_per_source == (2, 1, 2, 2) and (codes.codes[:, 1, 1] == 0).all()
+  path = str(tmp_path / 'song.codes.npz')
+  codes_lib.save(path, codes)
+  loaded = codes_lib.load(path)
+  assert loaded.codes_per_source == (2, 1, 2, 2)
+  assert loaded.raw_bitrate() == pytest.approx(separator.frames_per_second * 7 * np.log2(15))
+  uniform = inference.load(str(uniform_workdir), window=WINDOW)
+  assert codes_lib.separator_fingerprint(uniform) != codes.fingerprint
+  assert codes_lib.encode_audio(uniform, audio, uniform.sample_rate).codes_per_source is None

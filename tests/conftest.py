@@ -33,3 +33,24 @@ def fast_compile():
   jax.config.update('jax_disable_most_optimizations', True)
   yield
   jax.config.update('jax_disable_most_optimizations', previous)
+
+
+# scripts/reliability_table.py sets this to a file; each fault test then appends what it inflicted and what it
+# observed (docs/reliability.md is rendered from those lines, not written by hand).
+FAULT_REPORT = 'SRCVQ_FAULT_REPORT'
+
+
+@pytest.fixture
+def fault_report(request):
+  """record(fault, inflicted, observed, lost): one row of docs/reliability.md, from the test's own observations
+  (a no-op unless SRCVQ_FAULT_REPORT names a file). Call it after the test's assertions: a failing test writes
+  no row."""
+  import json  # pylint: disable=g-import-not-at-top
+
+  def record(fault: str, inflicted: str, observed: str, lost: str = 'none'):
+    path = os.environ.get(FAULT_REPORT)
+    if path:
+      with open(path, 'a', encoding='utf-8') as f:
+        f.write(json.dumps({'test': request.node.nodeid, 'fault': fault, 'inflicted': inflicted,
+                            'observed': observed, 'lost': lost}) + '\n')
+  return record

@@ -132,12 +132,18 @@ def test_train_and_evaluate_writes_metrics_and_checkpoints_and_resumes(ci_config
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['10', '15', '5']
 
 
-def test_non_finite_loss_stops_with_a_clear_error(ci_config, tmp_path):
+def test_non_finite_loss_stops_with_a_clear_error(ci_config, tmp_path, fault_report):
   ci_config.optim.learning_rate = 1e30
   ci_config.train.num_steps = 10
   ci_config.train.log_every = 2
-  with pytest.raises(FloatingPointError, match='non-finite'):
+  with pytest.raises(FloatingPointError, match='non-finite') as error:
     trainer.train_and_evaluate(ci_config, str(tmp_path / 'nan'))
+  checkpoints = os.path.join(str(tmp_path / 'nan'), 'checkpoints')
+  saved = sorted(os.listdir(checkpoints)) if os.path.isdir(checkpoints) else []
+  assert '\n' not in str(error.value) and not [s for s in saved if int(s) >= 10]
+  fault_report('NaN in training', 'learning rate 1e30',
+               f'stops with one line, "{str(error.value)[:160]}", before any save of a non-finite state '
+               f'(checkpoints: {", ".join(saved) or "none"})', 'up to one save interval')
 
 
 @pytest.mark.parametrize('field,value,message', [
