@@ -40,6 +40,7 @@ import zipfile
 import numpy as np
 
 from srcvq_jax import cli
+from srcvq_jax import config_lib
 
 FORMAT = 'srcvq_jax.codes'
 VERSION = 1
@@ -117,7 +118,6 @@ def model_fingerprint(config, params) -> str:
   """Hex digest (16 characters) of what decoding codes depends on: codebooks (or FSQ levels), decoder params,
   sources, stride and sample rate. Params: the model's pure dict (host or device arrays)."""
   import jax  # pylint: disable=g-import-not-at-top
-  from srcvq_jax import config_lib  # pylint: disable=g-import-not-at-top
 
   digest = hashlib.sha256()
   q = config.quantizer
@@ -126,8 +126,9 @@ def model_fingerprint(config, params) -> str:
                'quantizer': q.kind, 'num_codebooks': int(q.num_codebooks), 'codebook_size': int(q.codebook_size),
                'fsq_levels': list(q.fsq_levels) if q.kind == 'fsq' else None,
                'decoder_input': config.model.decoder_input}
-  if tuple(q.get('codes_per_source', ())):  # only when set: the fingerprints of earlier models stay as they were
-    described['codes_per_source'] = [int(c) for c in q.codes_per_source]
+  uneven = config_lib.uneven_codes_per_source(config)
+  if uneven:  # only when set: the fingerprints of earlier models stay as they were
+    described['codes_per_source'] = list(uneven)
   digest.update(json.dumps(described, sort_keys=True).encode())
   decoding = {k: params[k] for k in ('decoder', 'quantizers') if k in params and params[k] is not None}
   leaves, _ = jax.tree_util.tree_flatten_with_path(jax.device_get(decoding))
@@ -218,12 +219,8 @@ def encode_audio(separator, audio: np.ndarray, rate: int, *, progress: bool = Fa
   return Codes(codes=codes, active=np.ones(codes.shape[:2], bool), sources=tuple(separator.sources),
                codebook_size=separator.codebook_size, stride=separator.stride, model_rate=separator.sample_rate,
                sample_rate=int(rate), num_samples=int(audio.shape[0]), channels=int(audio.shape[1]),
-               fingerprint=separator_fingerprint(separator), codes_per_source=_used_counts(separator))
-
-
-def _used_counts(separator) -> tuple[int, ...] | None:
-  counts = separator.codes_per_source
-  return None if min(counts) == separator.num_codebooks else counts
+               fingerprint=separator_fingerprint(separator),
+               codes_per_source=config_lib.uneven_codes_per_source(separator.config))
 
 
 def check_model(codes: Codes, separator, what: str = 'codes') -> None:

@@ -48,6 +48,12 @@ def codes_per_source(config) -> tuple[int, ...]:
   return counts or (int(config.quantizer.num_codebooks),) * len(config.data.sources)
 
 
+def uneven_codes_per_source(config) -> tuple[int, ...] | None:
+  """codes_per_source(config) when some source uses fewer than num_codebooks codes, else None."""
+  counts = codes_per_source(config)
+  return None if min(counts) == int(config.quantizer.num_codebooks) else counts
+
+
 def validate(config, num_devices: int | None = None) -> None:
   """Raises ConfigError naming the first bad field.
 

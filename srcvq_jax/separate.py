@@ -125,6 +125,11 @@ def block_geometry(separator, rate: int) -> tuple[int, int]:
   return unit, -(-needed // unit) * unit
 
 
+def _fit_subtype(stem: np.ndarray, subtype: str) -> np.ndarray:
+  """Integer formats would wrap around outside [-1, 1]: clipped for them, float kept as it is."""
+  return stem if subtype == 'FLOAT' else np.clip(stem, -1.0, 1.0)
+
+
 def _open_stream(path: str):
   """soundfile.SoundFile of `path`, or None when libsndfile cannot read it (librosa's whole-file read then)."""
   import soundfile  # pylint: disable=g-import-not-at-top
@@ -166,7 +171,7 @@ def separate_stream(separator, stream, folder: str, *, subtype: str, block_secon
         raise AudioError(f'contains NaN or infinite samples (in {first / rate:.1f}..{last / rate:.1f} s)')
       stems = separate_audio(separator, audio, rate, progress=progress)[:, start - first:end - first]
       for output, stem in zip(outputs, stems):
-        output.write(np.clip(stem, -1.0, 1.0) if subtype != 'FLOAT' else stem)
+        output.write(_fit_subtype(stem, subtype))
   except BaseException:
     for output, partial in zip(outputs, partials):
       output.close()
@@ -219,9 +224,7 @@ def separate_files(separator, paths, out_dir: str, *, subtype: str = 'PCM_16',
         stems = separate_audio(separator, audio, rate, progress=show)
         os.makedirs(folder, exist_ok=True)
         for source, stem in zip(separator.sources, stems):
-          if subtype != 'FLOAT':  # integer formats would wrap around outside [-1, 1]
-            stem = np.clip(stem, -1.0, 1.0)
-          soundfile.write(os.path.join(folder, f'{source}.wav'), stem, rate, subtype=subtype)
+          soundfile.write(os.path.join(folder, f'{source}.wav'), _fit_subtype(stem, subtype), rate, subtype=subtype)
         seconds = audio.shape[0] / rate
     except AudioError as e:
       failures.append((path, str(e)))

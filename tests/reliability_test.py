@@ -302,7 +302,7 @@ def test_tensorboard_write_errors_raise_in_the_caller(tmp_path, monkeypatch):
     writer.write_scalars(2, {'train/loss': 0.5})
   monkeypatch.undo()
   writer.close()
-  assert [step for step, tag in _scalar_events(tmp_path / 'tensorboard')] == [(1)]
+  assert [step for step, tag in _scalar_events(tmp_path / 'tensorboard')] == [1]
 
 
 def _scalar_events(folder):

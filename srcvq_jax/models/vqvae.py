@@ -128,9 +128,8 @@ class VQVAE(nnx.Module):
     # 'gumbel' (the paper's) or 'fsq' (srcvq_jax/fsq.py: no codebooks; the encoder gives d scalars per code).
     self.quantizer_kind = q.kind
     self.fsq_levels = tuple(q.fsq_levels)
-    counts = config_lib.codes_per_source(config)
     # Codes each source uses (quantizer.codes_per_source); None when all are. A plain tuple: static, not a param.
-    self.codes_per_source = None if min(counts) == q.num_codebooks else counts
+    self.codes_per_source = config_lib.uneven_codes_per_source(config)
     residual = dict(residual_units=int(model.residual_units), residual_kernel=int(model.residual_kernel))
     outputs_per_code = len(self.fsq_levels) if self.quantizer_kind == 'fsq' else q.codebook_size
     self.encoder = Encoder(data.channels, model.channels, model.strides, self.num_sources, q.num_codebooks,
