@@ -110,12 +110,22 @@ def test_export_cli_errors_are_one_line(tmp_path):
   assert '--workdir is required' in _one_error_line(_run_export(f'--out={tmp_path / "out"}'))
 
 
-def test_a_workdir_written_before_the_model_options_restores_with_identical_outputs():
-  # tests/fixtures/ci_workdir_v1: a ci-config workdir (2 steps) and its separation of a fixed input, both written by
-  # the code before residual units, FSQ and the new config fields existed.
-  fixture = os.path.join(REPO, 'tests', 'fixtures')
-  separator = inference.load(os.path.join(fixture, 'ci_workdir_v1'))
-  expected = np.load(os.path.join(fixture, 'ci_workdir_v1_outputs.npz'))
+# Checkpoints and exports written by earlier code, with the separation of a fixed input by that code: today's code
+# must restore them and give the same codes and audio. ci_workdir_v1 (2 steps) predates residual units, FSQ and the
+# config fields added since; ci_fsq_workdir_v2 (tests/fixtures/write_fixture.py) has FSQ, residual units and
+# codes_per_source, and an export.
+_FIXTURES = os.path.join(REPO, 'tests', 'fixtures')
+
+
+@pytest.mark.parametrize('path, outputs', [
+    ('ci_workdir_v1', 'ci_workdir_v1_outputs.npz'),
+    ('ci_fsq_workdir_v2/workdir', 'ci_fsq_workdir_v2/outputs.npz'),
+    ('ci_fsq_workdir_v2/export', 'ci_fsq_workdir_v2/outputs.npz'),
+])
+def test_workdirs_and_exports_of_earlier_code_restore_with_identical_outputs(path, outputs):
+  expected = np.load(os.path.join(_FIXTURES, outputs))
+  window = int(expected['window']) if 'window' in expected else None
+  separator = inference.load(os.path.join(_FIXTURES, path), window=window)
   stems, codes = separator.separate(expected['mixture'], return_codes=True)
   np.testing.assert_array_equal(codes, expected['codes'])
   np.testing.assert_allclose(stems, expected['stems'], rtol=0, atol=1e-6)
