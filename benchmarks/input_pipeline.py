@@ -16,6 +16,7 @@ import jax
 
 from benchmarks import common
 from srcvq_jax import cli
+from srcvq_jax import loop
 
 
 def pipeline_rate(config, batches: int) -> tuple[float, float]:
@@ -35,7 +36,7 @@ def pipeline_rate(config, batches: int) -> tuple[float, float]:
 def step_rate(config, steps: int) -> float:
   from srcvq_jax import input_pipeline, sharding, trainer  # pylint: disable=g-import-not-at-top
   mesh = sharding.create_mesh(config.mesh)
-  tx = trainer.create_optimizer(config)
+  tx = loop.create_optimizer(config)
   with jax.set_mesh(mesh):
     graphdef, state = trainer.create_train_state(config, mesh, tx)
     step = trainer.jit_train_step(config, graphdef, tx, mesh, jax.tree.map(lambda x: x.sharding, state))

@@ -20,6 +20,8 @@ import time
 
 import numpy as np
 
+from srcvq_jax import models
+
 from srcvq_jax import cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,14 +50,14 @@ def main():
   args = parser.parse_args()
 
   import jax  # pylint: disable=g-import-not-at-top
-  from srcvq_jax import inference, trainer  # pylint: disable=g-import-not-at-top
+  from srcvq_jax import inference  # pylint: disable=g-import-not-at-top
 
   if args.workdir:
     base = inference.load(args.workdir)
     config, graphdef, params = base.config, base.graphdef, base.params
   else:
     config = _load_config(args.config)
-    graphdef, params = trainer.split_model(trainer.create_model(config))
+    graphdef, params = models.split_params(models.create(config))
   rate = int(config.data.sample_rate)
   num_samples = int(args.seconds * rate)
   rng = np.random.default_rng(0)

@@ -14,7 +14,7 @@ for the per-frame linear maps), so the timing comparison is against idiomatic Py
     |X| = sqrt(re^2 + im^2 + 1e-8), target magnitude without gradient) for each selection, weighted sum;
   * Adam (optax.adam's defaults: eps 1e-8), tau = tau_start * (tau_end / tau_start) ** min(step / anneal, 1).
 
-`load_jax_params` copies srcvq_jax parameters (the pure dict of trainer.split_model) into the torch model, and
+`load_jax_params` copies srcvq_jax parameters (the pure dict of models.split_params) into the torch model, and
 `grads_as_jax` returns the torch gradients in srcvq_jax's parameter layout; tests/torch_parity_test.py uses both.
 """
 from __future__ import annotations
@@ -304,7 +304,7 @@ def _get(tree, path):
 
 
 def load_jax_params(model: VQVAE, params) -> None:
-  """Copies srcvq_jax parameters (trainer.split_model's pure dict, JAX or NumPy leaves) into the torch model."""
+  """Copies srcvq_jax parameters (models.split_params's pure dict, JAX or NumPy leaves) into the torch model."""
   entries = _param_map(model)
   if len(entries) != len(list(model.parameters())):
     raise ValueError('parameter map does not cover the torch model')

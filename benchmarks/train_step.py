@@ -33,6 +33,8 @@ import numpy as np
 
 from benchmarks import common
 from srcvq_jax import cli
+from srcvq_jax import loop
+from srcvq_jax import models
 
 CONFIG_NAME = 'configs/base.py, data.source=synthetic'
 
@@ -62,7 +64,7 @@ class JaxStep:
     from srcvq_jax import sharding  # pylint: disable=g-import-not-at-top
     from srcvq_jax import trainer  # pylint: disable=g-import-not-at-top
     self.mesh = sharding.create_mesh(config.mesh, devices=jax.devices(backend)[:num_devices])
-    tx = trainer.create_optimizer(config)
+    tx = loop.create_optimizer(config)
     with jax.set_mesh(self.mesh):
       graphdef, self.state = trainer.create_train_state(config, self.mesh, tx)
       self.initial_params = jax.device_get(self.state['params'])
@@ -193,7 +195,7 @@ def run_ablations(args, batch):
   config = base_config()
   full = JaxStep(config, batch, 1)
   from flax import nnx  # pylint: disable=g-import-not-at-top
-  graphdef, _ = trainer.split_model(nnx.eval_shape(lambda: trainer.create_model(config)))
+  graphdef, _ = models.split_params(nnx.eval_shape(lambda: models.create(config)))
   params = full.state['params']
 
   def forward(params, batch, key):
@@ -250,12 +252,11 @@ def run_blocks(args, batch):
   from flax import nnx  # pylint: disable=g-import-not-at-top
   from benchmarks import torch_reference  # pylint: disable=g-import-not-at-top
   from srcvq_jax import losses  # pylint: disable=g-import-not-at-top
-  from srcvq_jax import trainer  # pylint: disable=g-import-not-at-top
 
   config = base_config()
-  model = trainer.create_model(config)
+  model = models.create(config)
   reference = torch_reference.VQVAE(config)
-  torch_reference.load_jax_params(reference, trainer.split_model(model)[1])
+  torch_reference.load_jax_params(reference, models.split_params(model)[1])
   torch.set_num_threads(2)
   rng = np.random.default_rng(0)
   sequences = {'encoder': config.data.batch_size,

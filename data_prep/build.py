@@ -87,7 +87,7 @@ def build(dataset: str, root: str, data_dir: str, *, is_wav: bool = False, chunk
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  from srcvq_jax.input_pipeline import DataError  # pylint: disable=g-import-not-at-top
+  from srcvq_jax.errors import DataError  # pylint: disable=g-import-not-at-top
 
   if not _ROOT.value or not _DATA_DIR.value:
     print('error: --musdb_root and --data_dir are required', file=sys.stderr)

@@ -47,7 +47,7 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
-from srcvq_jax.input_pipeline import DataError
+from srcvq_jax.errors import DataError
 
 __all__ = ['DataError', 'Musdb18', 'ChoraleMix', 'BuilderConfig', 'list_tracks', 'chunk_offsets', 'SOURCES']
 

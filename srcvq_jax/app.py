@@ -32,6 +32,7 @@ import uuid
 import numpy as np
 
 from srcvq_jax import cli
+from srcvq_jax import errors
 
 MAX_UPLOAD_BYTES = 100 * 2**20
 MAX_SECONDS = 600.0
@@ -309,7 +310,7 @@ def main(argv=None) -> None:
   args = parser.parse_args(sys.argv[1:] if argv is None else argv)
   try:
     serve(args.workdir, args.prior_workdir, args.host, args.port)
-  except cli.UserError as e:
+  except errors.UserError as e:
     cli.fail(str(e))
 
 

@@ -17,6 +17,8 @@ import jax
 import orbax.checkpoint as ocp
 from etils import epath
 
+from srcvq_jax import errors
+
 CHECKPOINT_DIR = 'checkpoints'
 STATE = 'state'
 CONFIG = 'config'
@@ -138,6 +140,85 @@ def restore_latest(manager: ocp.CheckpointManager, restore_step: Callable[[int],
 def restore_config(manager: ocp.CheckpointManager, step: int) -> dict:
   """The config (as a dict) saved with `step`."""
   return manager.restore(step, args=ocp.args.Composite(**{CONFIG: ocp.args.JsonRestore()}))[CONFIG]
+
+
+# --- Params only, for inference (read-only; any model) -------------------------------------------------------------
+
+
+def open_read_only(workdir: str) -> ocp.CheckpointManager:
+  """A read-only CheckpointManager of WORKDIR/checkpoints holding at least one finished step (the caller closes
+  it); errors.UserError naming what is missing otherwise."""
+  if not epath.Path(workdir).is_dir():
+    raise errors.UserError(f'--workdir={workdir} does not exist')
+  directory = epath.Path(workdir) / CHECKPOINT_DIR
+  if not directory.is_dir():
+    raise errors.UserError(f'no checkpoints in {workdir} (no {CHECKPOINT_DIR}/ folder): is it the --workdir of a '
+                           'training run?')
+  manager = create_manager(workdir, read_only=True)
+  if manager.latest_step() is None:
+    manager.close()
+    raise errors.UserError(f'no checkpoint yet: {directory} holds no finished checkpoint; train until the first '
+                           'train.checkpoint_every step')
+  return manager
+
+
+def restore_params(manager: ocp.CheckpointManager, step: int, target: Any) -> Any:
+  """Only the params of a training checkpoint's state (Orbax reads just those arrays: the optimizer moments,
+  about two thirds of the checkpoint, are never read), with the shapes, dtypes and shardings of `target`."""
+  item = {'params': abstract_like(target)}
+  restored = manager.restore(step, args=ocp.args.Composite(**{STATE: ocp.args.PyTreeRestore(
+      item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item), partial_restore=True)}))
+  return restored[STATE]['params']
+
+
+def load_params(workdir: str, params_target: Callable[[dict], Any],
+                step: int | None = None) -> tuple[dict, Any, int]:
+  """(config dict, params, step) of the newest step of WORKDIR/checkpoints that restores (or of `step`).
+
+  Read-only: a step that does not restore is a warning and the step before is tried (nothing is moved; the
+  trainer moves broken steps aside when it resumes).
+
+  Args:
+    workdir: the --workdir of a training run (the VQ-VAE's, the prior's: any model).
+    params_target: the step's config dict -> the params as arrays or ShapeDtypeStructs (with shardings); it may
+      raise errors.UserError for a config it cannot serve (e.g. another model's workdir), which is raised as is.
+    step: a specific checkpoint step (default: the newest that restores).
+
+  Raises:
+    errors.UserError: no such workdir, no checkpoint, no checkpoint `step` or it does not restore, or none does.
+  """
+  manager = open_read_only(workdir)
+
+  def restore_step(candidate):
+    config_dict = restore_config(manager, candidate)
+    return config_dict, restore_params(manager, candidate, params_target(config_dict))
+
+  def reraise_user_errors(candidate, error):
+    del candidate
+    if isinstance(error, errors.UserError):
+      raise error
+
+  try:
+    if step is not None:
+      if step not in manager.all_steps():
+        raise errors.UserError(f'no checkpoint of step {step} in {manager.directory} (steps: '
+                               f'{sorted(manager.all_steps())})')
+      try:
+        config_dict, params = restore_step(step)
+      except errors.UserError:
+        raise
+      except Exception as e:  # pylint: disable=broad-except  (Orbax and TensorStore raise many types)
+        raise errors.UserError(f'checkpoint step {step} in {manager.directory} does not restore ({reason(e)})'
+                               ) from None
+    else:
+      restored, step = restore_latest(manager, restore_step, move_bad=False, check=reraise_user_errors)
+      if step is None:
+        raise errors.UserError(f'no checkpoint in {manager.directory} restores (steps '
+                               f'{sorted(manager.all_steps())} are all broken: see the warnings above)')
+      config_dict, params = restored
+  finally:
+    manager.close()
+  return config_dict, params, int(step)
 
 
 # --- Inference export: params + config, no optimizer state --------------------------------------------------------

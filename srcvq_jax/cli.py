@@ -1,21 +1,18 @@
 """What every `python -m srcvq_jax.<command>` shares: flag parsing and errors as one line, not a traceback."""
 from __future__ import annotations
 
-import contextlib
 import ctypes.util
-import logging as std_logging
 import os
 import sys
 
 from absl import flags
+
 
 # Set to 0 to keep the system allocator (see relaunch_with_tcmalloc).
 TCMALLOC_SWITCH = 'SRCVQ_TCMALLOC'
 _OTHER_ALLOCATORS = ('tcmalloc', 'jemalloc', 'mimalloc')
 
 
-class UserError(Exception):
-  """A problem the user can fix (bad file, bad flag, missing checkpoint); printed as one line."""
 
 
 def fail(message: str, code: int = 2):
@@ -79,41 +76,3 @@ def allocator() -> str:
   """'tcmalloc', 'jemalloc', 'mimalloc' when preloaded, else 'system' (benchmarks record it)."""
   preload = os.environ.get('LD_PRELOAD', '')
   return next((name for name in _OTHER_ALLOCATORS if name in preload), 'system')
-
-
-class _QuietLibraries(std_logging.Filter):
-  """Drops Orbax's records below `level` (not the project's own); with `no_tracebacks`, Orbax's errors keep their
-  message line but lose the traceback."""
-
-  def __init__(self, level: int, *, no_tracebacks: bool = False):
-    super().__init__()
-    self.level = level
-    self.no_tracebacks = no_tracebacks
-
-  def filter(self, record):
-    if '/orbax/' not in record.pathname:
-      return True
-    if self.no_tracebacks and record.exc_info:
-      record.exc_info, record.exc_text = None, None
-    return record.levelno >= self.level
-
-
-def quiet_library_info() -> None:
-  """Keeps Orbax's INFO lines (several per save) off a command's console; its warnings and errors still show,
-  as one line each: a failed background save logs a traceback per thread (four for a full disk), and the loop
-  reports the failure itself (srcvq_jax/loop.py)."""
-  from absl import logging  # pylint: disable=g-import-not-at-top
-  logging.get_absl_handler().addFilter(_QuietLibraries(std_logging.WARNING, no_tracebacks=True))
-
-
-@contextlib.contextmanager
-def orbax_warnings_off():
-  """Within the block, Orbax's warnings are dropped too (a read-only CheckpointManager warns that it does not
-  save: expected when loading for inference, and noise on a command's stderr); the project's own still show."""
-  absl_logger = std_logging.getLogger('absl')
-  quiet = _QuietLibraries(std_logging.ERROR)
-  absl_logger.addFilter(quiet)
-  try:
-    yield
-  finally:
-    absl_logger.removeFilter(quiet)

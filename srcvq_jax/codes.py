@@ -41,12 +41,13 @@ import numpy as np
 
 from srcvq_jax import cli
 from srcvq_jax import config_lib
+from srcvq_jax import errors
 
 FORMAT = 'srcvq_jax.codes'
 VERSION = 1
 
 
-class CodesError(cli.UserError):
+class CodesError(errors.UserError):
   """A codes file or edit that cannot be used; the message names the file or edit and the problem."""
 
 
@@ -432,7 +433,7 @@ def _write_wav(path: str, audio: np.ndarray, rate: int, subtype: str) -> None:
 
 
 def run(argv: list[str]) -> None:
-  """The command line (argv without the program name); raises cli.UserError for problems the user can fix."""
+  """The command line (argv without the program name); raises errors.UserError for problems the user can fix."""
   args = _parser().parse_args(argv)
   if args.command == 'edit':
     codes = load(args.input)
@@ -479,7 +480,7 @@ def run(argv: list[str]) -> None:
 def main(argv=None) -> None:
   try:
     run(sys.argv[1:] if argv is None else argv)
-  except cli.UserError as e:
+  except errors.UserError as e:
     cli.fail(str(e))
 
 

@@ -6,6 +6,9 @@ import math
 
 import ml_collections
 
+from srcvq_jax import errors
+
+
 DTYPES = ('float32', 'bfloat16')
 DECODER_INPUTS = ('concat', 'sum')
 DATA_SOURCES = ('synthetic', 'tfds')
@@ -33,8 +36,6 @@ QUANTIZER_KINDS = ('gumbel', 'fsq')
 LR_SCHEDULES = ('constant', 'cosine')
 
 
-class ConfigError(ValueError):
-  """A config value that cannot work; the message names the field."""
 
 
 def total_stride(config) -> int:
@@ -66,7 +67,7 @@ def validate(config, num_devices: int | None = None) -> None:
 
   def require(ok, message):
     if not ok:
-      raise ConfigError(message)
+      raise errors.ConfigError(message)
 
   require(data.source in DATA_SOURCES, f'data.source={data.source!r}: expected one of {DATA_SOURCES}')
   require(data.source != 'tfds' or data.data_dir,

@@ -45,6 +45,7 @@ from absl import flags
 from absl import logging
 
 from srcvq_jax import cli
+from srcvq_jax import errors
 
 FLAGS = flags.FLAGS
 
@@ -103,22 +104,22 @@ def musdb_tracks(root: str, split: str, sources, *, is_wav: bool = True, max_tra
     (track names, iterator of (name, stems float32 [S, T, C], mixture float32 [T, C], sample rate)).
 
   Raises:
-    cli.UserError: no such folder, unknown split, no tracks, or a source missing from a track.
+    errors.UserError: no such folder, unknown split, no tracks, or a source missing from a track.
   """
   if not os.path.isdir(root):
-    raise cli.UserError(f'--musdb_root={root}: no such directory')
+    raise errors.UserError(f'--musdb_root={root}: no such directory')
   if split not in _MUSDB_SPLITS:
-    raise cli.UserError(f'--split={split}: expected one of {sorted(_MUSDB_SPLITS)} with --musdb_root')
+    raise errors.UserError(f'--split={split}: expected one of {sorted(_MUSDB_SPLITS)} with --musdb_root')
   subset, musdb_split = _MUSDB_SPLITS[split]
   if not os.path.isdir(os.path.join(root, subset)):
-    raise cli.UserError(f'--musdb_root={root}: no {subset}/ folder (split {split!r})')
+    raise errors.UserError(f'--musdb_root={root}: no {subset}/ folder (split {split!r})')
   import musdb  # pylint: disable=g-import-not-at-top
 
   setup = _MUSDB_SETUP if musdb_split and os.path.isfile(os.path.join(root, _MUSDB_SETUP)) else None
   db = musdb.DB(root=root, is_wav=is_wav, subsets=subset, split=musdb_split, setup_file=setup)
   tracks = list(db.tracks)[:max_tracks] if max_tracks else list(db.tracks)
   if not tracks:
-    raise cli.UserError(f'--musdb_root={root}: no tracks in split {split!r}')
+    raise errors.UserError(f'--musdb_root={root}: no tracks in split {split!r}')
 
   def iterate():
     for track in tracks:
@@ -126,7 +127,7 @@ def musdb_tracks(root: str, split: str, sources, *, is_wav: bool = True, max_tra
         track.chunk_start, track.chunk_duration = 0.0, float(max_seconds)
       missing = [s for s in sources if s not in track.targets]
       if missing:
-        raise cli.UserError(f'{track.path}: no stem for source(s) {", ".join(missing)}')
+        raise errors.UserError(f'{track.path}: no stem for source(s) {", ".join(missing)}')
       stems = np.stack([track.targets[s].audio for s in sources]).astype(np.float32)
       yield track.name, stems, np.asarray(track.audio, np.float32), int(track.rate)
 
@@ -142,7 +143,7 @@ def tfds_tracks(config, split: str, *, max_tracks: int | None = None, max_second
   from srcvq_jax import input_pipeline  # pylint: disable=g-import-not-at-top
 
   if not config.data.data_dir:
-    raise cli.UserError('no data: pass --data_dir=DIR (a TFDS build of data_prep.build) or --musdb_root=DIR '
+    raise errors.UserError('no data: pass --data_dir=DIR (a TFDS build of data_prep.build) or --musdb_root=DIR '
                         '(MUSDB18-HQ layout)')
   rate = int(config.data.sample_rate)
 
@@ -153,10 +154,10 @@ def tfds_tracks(config, split: str, *, max_tracks: int | None = None, max_second
         if max_seconds:
           stems = stems[:, :int(round(max_seconds * rate))]
         yield name, stems, stems.sum(0), rate
-    except input_pipeline.DataError as e:
-      raise cli.UserError(str(e)) from e
+    except errors.DataError as e:
+      raise errors.UserError(str(e)) from e
     except ImportError as e:
-      raise cli.UserError(f'reading the TFDS build needs TensorFlow ({e}); pass --musdb_root instead') from e
+      raise errors.UserError(f'reading the TFDS build needs TensorFlow ({e}); pass --musdb_root instead') from e
 
   return None, iterate()
 
@@ -367,7 +368,7 @@ def evaluate(separator, tracks, *, out_dir: str, split: str, data_info: dict, ru
                  record['sdr']['model']['avg'], record['sdr']['oracle']['avg'], seconds / max(separation_s, 1e-9))
 
   if not per_track:
-    raise cli.UserError(f'no tracks in split {split!r}')
+    raise errors.UserError(f'no tracks in split {split!r}')
 
   rows = {row: _row_dict(sdr.aggregate_tracks(track_scores[row]), sources) for row in ROWS}
   results = {
@@ -507,7 +508,7 @@ def run(workdir: str, split: str = 'test', *, data_dir: str | None = None, musdb
   """Loads the model of `workdir`, reads the split and evaluates (what `python -m srcvq_jax.evaluate` does).
 
   Raises:
-    cli.UserError: a missing workdir/checkpoint, split or data.
+    errors.UserError: a missing workdir/checkpoint, split or data.
   """
   from srcvq_jax import inference  # pylint: disable=g-import-not-at-top
 
@@ -544,7 +545,7 @@ def main(argv):
                   run_museval=FLAGS.museval, run_analysis=FLAGS.analysis, out_dir=out_dir,
                   batch_size=FLAGS.batch_size, synthetic_tracks=FLAGS.synthetic_tracks,
                   run_leakage=FLAGS.leakage)
-  except cli.UserError as e:
+  except errors.UserError as e:
     cli.fail(str(e))
   print(format_table(results))
   png = (results.get('analysis') or {}).get('tsne_png')

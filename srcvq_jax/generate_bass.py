@@ -22,6 +22,7 @@ from absl import app
 from absl import flags
 
 from srcvq_jax import cli
+from srcvq_jax import errors
 
 FLAGS = flags.FLAGS
 
@@ -43,7 +44,7 @@ def load_prior(prior_workdir: str, separator):
   config, model, _ = prior_train.load(prior_workdir, separator.config)
   fingerprint = codes_lib.separator_fingerprint(separator)
   if config.vqvae_fingerprint != fingerprint:
-    raise cli.UserError(f'the prior of {prior_workdir} learned the codes of model {config.vqvae_fingerprint}, but '
+    raise errors.UserError(f'the prior of {prior_workdir} learned the codes of model {config.vqvae_fingerprint}, but '
                         f'{separator.path} is model {fingerprint}: pass the VQ-VAE it was trained on')
   return config, model
 
@@ -103,7 +104,7 @@ def main(argv):
   try:
     separator = inference.load(FLAGS.workdir)
     _, prior_model = load_prior(FLAGS.prior_workdir, separator)
-  except cli.UserError as e:
+  except errors.UserError as e:
     cli.fail(str(e))
   result = generate(separator, prior_model, audio, rate, temperature=FLAGS.temperature, top_k=FLAGS.top_k,
                     seed=FLAGS.seed)

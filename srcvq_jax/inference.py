@@ -28,20 +28,18 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any
 
 import jax
 import numpy as np
 from etils import epath
 from flax import nnx
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from srcvq_jax import checkpointing
-from srcvq_jax import cli
 from srcvq_jax import config_lib
-from srcvq_jax import export
-from srcvq_jax import trainer
-from srcvq_jax.models import vqvae
+from srcvq_jax import errors
+from srcvq_jax import library_logs
+from srcvq_jax import models
+from srcvq_jax import sharding
 
 # Default window: this many training segments (rounded up to the stride). The margins and cross-fade (3 x 768
 # samples for strides (4, 4, 4, 4)) cost ~5% of the compute at 1 segment and ~3.5% at 1.5; longer windows leave
@@ -236,8 +234,7 @@ class Separator:
     self.codes_per_source = config_lib.codes_per_source(config)  # codes each source uses of the H per frame
     self.codebook_size = int(config.quantizer.codebook_size)
     self.step, self.path = step, path
-    # The margin of models/vqvae.py's model; a model with another receptive field passes its own.
-    self.margin = vqvae.receptive_margin(config.model) if margin is None else int(margin)
+    self.margin = models.receptive_margin(config) if margin is None else int(margin)
     self.fade = self.margin
     if window is None:
       window = int(DEFAULT_WINDOW_SEGMENTS * int(config.data.segment_length))
@@ -252,8 +249,8 @@ class Separator:
       batch_size = (DEFAULT_CPU_BATCH_SIZE if devices[0].platform == 'cpu'
                     else DEFAULT_ACCELERATOR_BATCH_PER_DEVICE * len(devices))
     self.batch_size = int(batch_size)
-    self.mesh = Mesh(np.asarray(devices), ('data',))
-    self._batch_sharding = NamedSharding(self.mesh, P('data'))
+    self.mesh = sharding.inference_mesh(devices)
+    self._batch_sharding = sharding.batch_sharding(self.mesh)
     self.graphdef = graphdef
     self.set_params(params)
     self._jit_separate = jax.jit(functools.partial(_separate_windows, graphdef))
@@ -265,7 +262,7 @@ class Separator:
 
   def set_params(self, params) -> None:
     """Replaces the model's params (same structure), e.g. a training run's current ones (sdr_monitor)."""
-    self.params = jax.device_put(params, NamedSharding(self.mesh, P()))
+    self.params = jax.device_put(params, sharding.replicated(self.mesh))
 
   @property
   def frames_per_second(self) -> float:
@@ -485,19 +482,13 @@ class Separator:
 # --- Loading -----------------------------------------------------------------------------------------------------
 
 
-def _abstract_params(config, sharding) -> tuple[nnx.GraphDef, Any]:
-  """Model graphdef and ShapeDtypeStructs of its params (with `sharding`), without allocating them."""
-  graphdef, abstract = trainer.split_model(nnx.eval_shape(lambda: trainer.create_model(config)))
-  return graphdef, jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract)
-
-
 def load(path: str, *, step: int | None = None, window: int | None = None, batch_size: int | None = None,
          devices=None) -> Separator:
   """Loads a model for inference.
 
   Args:
-    path: a training workdir (restores WORKDIR/checkpoints/<latest step>, params only) or an export directory
-      (checkpointing.save_export: params/ + config.json).
+    path: a training workdir (the params of WORKDIR/checkpoints/<newest step that restores>; the optimizer state
+      is not read) or an export directory (checkpointing.save_export: params/ + config.json).
     step: a specific checkpoint step of a workdir (default: the latest).
     window: samples per inference window (default: DEFAULT_WINDOW_SEGMENTS training segments).
     batch_size: windows per model call (default: 1 on a CPU, 8 per accelerator).
@@ -507,24 +498,26 @@ def load(path: str, *, step: int | None = None, window: int | None = None, batch
     A Separator.
 
   Raises:
-    cli.UserError: no such directory, or neither a checkpoint nor an export in it.
+    errors.UserError: no such directory, or neither a checkpoint nor an export in it.
   """
   if not epath.Path(path).is_dir():
-    raise cli.UserError(f'{path}: no such directory (expected a training workdir or an export dir)')
-  sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-  if checkpointing.is_export(path):
-    config = config_lib.config_from_dict(checkpointing.load_export_config(path))
-    graphdef, abstract = _abstract_params(config, sharding)
-    params = checkpointing.restore_export_params(path, abstract)
-    return Separator(config, graphdef, params, path=path, window=window, batch_size=batch_size, devices=devices)
+    raise errors.UserError(f'{path}: no such directory (expected a training workdir or an export dir)')
+  on_one_device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
 
-  checkpoints = epath.Path(path) / checkpointing.CHECKPOINT_DIR
-  if not checkpoints.is_dir():
-    raise cli.UserError(f'{path}: no checkpoint ({checkpoints} does not exist) and not an export dir '
-                        f'({checkpointing.EXPORT_CONFIG} + {checkpointing.EXPORT_PARAMS}/)')
-  with cli.orbax_warnings_off():
-    config, params, step = export.load_checkpoint_params(path, step)
-  graphdef, _ = trainer.split_model(nnx.eval_shape(lambda: trainer.create_model(config)))
-  params = jax.device_put(params, sharding)
-  return Separator(config, graphdef, params, step=int(step), path=path, window=window, batch_size=batch_size,
-                   devices=devices)
+  def params_target(config_dict):
+    return models.abstract(config_lib.config_from_dict(config_dict), on_one_device)[1]
+
+  if checkpointing.is_export(path):
+    config_dict, checkpoint_step = checkpointing.load_export_config(path), None
+    params = checkpointing.restore_export_params(path, params_target(config_dict))
+  else:
+    checkpoints = epath.Path(path) / checkpointing.CHECKPOINT_DIR
+    if not checkpoints.is_dir():
+      raise errors.UserError(f'{path}: no checkpoint ({checkpoints} does not exist) and not an export dir '
+                             f'({checkpointing.EXPORT_CONFIG} + {checkpointing.EXPORT_PARAMS}/)')
+    with library_logs.orbax_warnings_off():
+      config_dict, params, checkpoint_step = checkpointing.load_params(path, params_target, step)
+  config = config_lib.config_from_dict(config_dict)
+  graphdef, _ = models.abstract(config)
+  return Separator(config, graphdef, params, step=checkpoint_step, path=path, window=window,
+                   batch_size=batch_size, devices=devices)

@@ -36,12 +36,14 @@ Whole tracks for evaluation come from `load_tracks` (the dataset's 'tracks' conf
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 from typing import Iterator, Sequence
 import zlib
 
 import numpy as np
+
+from srcvq_jax import errors
+from srcvq_jax import library_logs
 
 MIXTURE = 'mixture'
 SOURCES = 'sources'
@@ -56,8 +58,6 @@ CHUNKS_CONFIG = 'chunks'
 TRACKS_CONFIG = 'tracks'
 
 
-class DataError(ValueError):
-  """Bad dataset input, or a dataset that cannot serve the config; the message is one line naming the file/field."""
 
 
 def complement(presence, select):
@@ -187,12 +187,12 @@ def tfds_batches(config, split: str, *, local_batch: int, seed: int, process_ind
     presence [B, S], select [B, S], float32, B = local_batch, T = data.segment_length, C = data.channels.
 
   Raises:
-    DataError: no dataset at data_dir, a source missing from it, or a sample rate that cannot be converted.
+    errors.DataError: no dataset at data_dir, a source missing from it, or a sample rate that cannot be converted.
   """
   tf = _import_tf()
   data = config.data
   if local_batch < 1:
-    raise DataError(f'local batch {local_batch} must be >= 1')
+    raise errors.DataError(f'local batch {local_batch} must be >= 1')
   if training is None:
     training = split == data.train_split
   builder = _open_builder(config, CHUNKS_CONFIG)
@@ -202,7 +202,7 @@ def tfds_batches(config, split: str, *, local_batch: int, seed: int, process_ind
   crop = data.segment_length * info.ratio + (0 if taps is None else len(taps) - 1)
   base_split = split.split('[', 1)[0]
   if base_split not in builder.info.splits:
-    raise DataError(f'{builder.data_dir}: no split {base_split!r} (has {sorted(builder.info.splits)})')
+    raise errors.DataError(f'{builder.data_dir}: no split {base_split!r} (has {sorted(builder.info.splits)})')
   split_spec = _process_split(split, process_index, process_count)
   # Independent, stable seeds per role (crc32, not hash(): stable across runs).
   keys = iter(np.random.SeedSequence([seed, process_index, zlib.crc32(split.encode())]).generate_state(
@@ -253,13 +253,13 @@ def load_tracks(config, split: str, *, process_index: int = 0,
     ceil(T_file / ratio) samples). The mixture of a track is stems.sum(0).
 
   Raises:
-    DataError: no 'tracks' build at data_dir, a source missing from it, or an unconvertible sample rate.
+    errors.DataError: no 'tracks' build at data_dir, a source missing from it, or an unconvertible sample rate.
   """
   tf = _import_tf()
   builder = _open_builder(config, TRACKS_CONFIG)
   info = _dataset_info(builder, config)
   if split.split('[', 1)[0] not in builder.info.splits:
-    raise DataError(f'{builder.data_dir}: no split {split!r} (has {sorted(builder.info.splits)})')
+    raise errors.DataError(f'{builder.data_dir}: no split {split!r} (has {sorted(builder.info.splits)})')
   sources = list(config.data.sources)
   taps = lowpass_taps(info.ratio) if info.ratio > 1 else None
   ds = _as_dataset(builder, _process_split(split, process_index, process_count), sources + ['track'],
@@ -334,7 +334,8 @@ def _open_builder(config, builder_config: str):
 
   data = config.data
   if not data.data_dir:
-    raise DataError('data.data_dir is empty: pass --config.data.data_dir=DIR (the --data_dir of data_prep.build)')
+    raise errors.DataError('data.data_dir is empty: pass --config.data.data_dir=DIR (the --data_dir of '
+                           'data_prep.build)')
   folder = os.path.join(os.path.expanduser(data.data_dir), data.dataset, builder_config)
   versions = []
   if tf.io.gfile.isdir(folder):
@@ -345,7 +346,7 @@ def _open_builder(config, builder_config: str):
           tf.io.gfile.exists(os.path.join(folder, v, 'dataset_info.json'))):
         versions.append(tuple(int(p) for p in parts))
   if not versions:
-    raise DataError(f'{folder}: no TFDS build here; run `python -m data_prep.build --dataset={data.dataset} '
+    raise errors.DataError(f'{folder}: no TFDS build here; run `python -m data_prep.build --dataset={data.dataset} '
                     f'--musdb_root=ROOT [--is_wav] --data_dir={data.data_dir}`')
   return tfds.builder_from_directory(os.path.join(folder, '.'.join(map(str, max(versions)))))
 
@@ -358,11 +359,11 @@ def _dataset_info(builder, config) -> _DatasetInfo:
   stored = [k for k in builder.info.features.keys() if k not in ('track', 'offset', 'sample_rate')]
   missing = [s for s in data.sources if s not in stored]
   if missing:
-    raise DataError(f'{builder.data_dir}: data.sources has {missing}, not in the dataset (has {stored})')
+    raise errors.DataError(f'{builder.data_dir}: data.sources has {missing}, not in the dataset (has {stored})')
   if data.channels not in (1, 2):
-    raise DataError(f'data.channels={data.channels}: the dataset is stereo; use 2 (or 1 for a mono downmix)')
+    raise errors.DataError(f'data.channels={data.channels}: the dataset is stereo; use 2 (or 1 for a mono downmix)')
   if rate % data.sample_rate:
-    raise DataError(f'{builder.data_dir}: dataset rate {rate} Hz is not an integer multiple of data.sample_rate='
+    raise errors.DataError(f'{builder.data_dir}: dataset rate {rate} Hz is not an integer multiple of data.sample_rate='
                     f'{data.sample_rate} Hz (only integer decimation is supported)')
   tracks = {k: list(v) for k, v in dict(metadata.get('tracks', {})).items()}
   chunk_seconds = metadata.get('chunk_seconds')
@@ -380,31 +381,15 @@ def _crops_per_chunk(config, info: _DatasetInfo, crop: int) -> int:
   return max(1, info.chunk_samples // crop)
 
 
-class _DropMessages(logging.Filter):
-  """Drops log records containing any of the given texts."""
-
-  def __init__(self, *texts: str):
-    super().__init__()
-    self._texts = texts
-
-  def filter(self, record: logging.LogRecord) -> bool:
-    return not any(t in record.getMessage() for t in self._texts)
-
-
 def _as_dataset(builder, split, features: Sequence[str], **kwargs):
   """builder.as_dataset decoding only `features` (the other stems stay unparsed)."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
   # tfds 4.9.10's PartialDecoding reads its own deprecated FeatureConnector.dtype and warns once per call; that is
   # tfds's business, not the user's, so that one message is dropped while the dataset is built.
-  quiet = _DropMessages('FeatureConnector.dtype` is deprecated')
-  logger = logging.getLogger('absl')
-  logger.addFilter(quiet)
-  try:
+  with library_logs.messages_dropped('FeatureConnector.dtype` is deprecated'):
     return builder.as_dataset(split=split, decoders=tfds.decode.PartialDecoding({f: True for f in features}),
                               **kwargs)
-  finally:
-    logger.removeFilter(quiet)
 
 
 def _process_split(split: str, process_index: int, process_count: int) -> str:

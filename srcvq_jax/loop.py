@@ -31,7 +31,9 @@ from etils import epath
 from flax import nnx
 
 from srcvq_jax import checkpointing
+from srcvq_jax import errors
 from srcvq_jax import metric_writers
+from srcvq_jax import models
 from srcvq_jax import sharding
 from srcvq_jax import workdir_lock
 
@@ -88,21 +90,15 @@ def create_optimizer(config) -> optax.GradientTransformation:
   return adam
 
 
-def split_model(model: nnx.Module):
-  """(graphdef, params as a pure dict)."""
-  graphdef, params = nnx.split(model, nnx.Param)
-  return graphdef, params.to_pure_dict()
-
-
 def create_train_state(create_model: Callable[[int], nnx.Module], seed: int, mesh,
                        tx) -> tuple[nnx.GraphDef, State]:
   """Builds the train state already sharded: abstract shapes first, then a jitted init with out_shardings."""
 
   def init() -> State:
-    _, params = split_model(create_model(seed))
+    _, params = models.split_params(create_model(seed))
     return {'params': params, 'opt_state': tx.init(params), 'step': jnp.zeros((), jnp.int32)}
 
-  graphdef, _ = split_model(nnx.eval_shape(lambda: create_model(seed)))
+  graphdef, _ = models.split_params(nnx.eval_shape(lambda: create_model(seed)))
   abstract_state = jax.eval_shape(init)
   state = jax.jit(init, out_shardings=sharding.state_shardings(mesh, abstract_state))()
   return graphdef, state
@@ -165,15 +161,15 @@ def run_command(train: Callable[[], Any]) -> None:
   2), a user or data error or a NaN (exit 1), and a stop on a signal after saving (exit 128 + the signal)."""
   import sys  # pylint: disable=g-import-not-at-top
 
-  from srcvq_jax import cli, config_lib, input_pipeline  # pylint: disable=g-import-not-at-top
+  from srcvq_jax import cli  # pylint: disable=g-import-not-at-top
   try:
     train()
   except Stopped as e:
     print(str(e), file=sys.stderr)
     sys.exit(128 + e.signum)
-  except config_lib.ConfigError as e:
+  except errors.ConfigError as e:
     cli.fail(f'bad config: {e}')
-  except (cli.UserError, input_pipeline.DataError, FloatingPointError) as e:
+  except (errors.UserError, errors.DataError, FloatingPointError) as e:
     cli.fail(str(e), code=1)
 
 
@@ -239,9 +235,8 @@ _SHAPING_FIELDS = ('data.sources', 'data.channels')
 
 
 def _check_same_model(manager, config, step: int, error: BaseException) -> None:
-  """Raises cli.UserError naming the differing fields when step's checkpoint failed to restore and its config
+  """Raises errors.UserError naming the differing fields when step's checkpoint failed to restore and its config
   differs from `config` outside the sections a run may change on resume (a different model, not a broken file)."""
-  from srcvq_jax import cli  # pylint: disable=g-import-not-at-top
 
   try:
     saved = checkpointing.restore_config(manager, step)
@@ -250,7 +245,7 @@ def _check_same_model(manager, config, step: int, error: BaseException) -> None:
   differences = [d for d in config_differences(saved, config.to_dict())
                  if d.split('.', 1)[0] not in _RESUMABLE_SECTIONS or d.split(':', 1)[0] in _SHAPING_FIELDS]
   if differences:
-    raise cli.UserError(f'{manager.directory}/{step} was trained with another model; these fields differ from '
+    raise errors.UserError(f'{manager.directory}/{step} was trained with another model; these fields differ from '
                         f'its config (checkpoint -> now): {"; ".join(differences)}. Resume with its values or '
                         'train into a new --workdir') from None
 
@@ -296,7 +291,6 @@ def _stop_on_failed_write(workdir: str, manager, writer, current_step: Callable[
   """A failed write (a full disk, a quota, an I/O error: an OSError from the metrics or TensorBoard files, or a
   failed checkpoint save) stops training with one line: what failed, the partial save removed (it is not a
   checkpoint; on a full disk its space is what is needed), the newest intact step to resume from."""
-  from srcvq_jax import cli  # pylint: disable=g-import-not-at-top
   try:
     yield
   except (OSError, _CheckpointWriteError) as error:
@@ -313,7 +307,7 @@ def _stop_on_failed_write(workdir: str, manager, writer, current_step: Callable[
       manager.reload()
     intact = manager.latest_step()
     what = str(error) if isinstance(error, _CheckpointWriteError) else checkpointing.reason(error)
-    raise cli.UserError(
+    raise errors.UserError(
         f'{workdir}: a write failed at step {current_step()} ({what}); '
         + (f'removed the partial save(s) {", ".join(removed)}; ' if removed else '')
         + (f'checkpoints up to step {intact} are intact: free space (or fix the file system) and run the same '

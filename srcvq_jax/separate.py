@@ -31,6 +31,7 @@ from absl import app
 from absl import flags
 
 from srcvq_jax import cli
+from srcvq_jax import errors
 
 FLAGS = flags.FLAGS
 
@@ -249,7 +250,7 @@ def main(argv):
 
   try:
     separator = inference.load(FLAGS.workdir, batch_size=FLAGS.batch_size)
-  except cli.UserError as e:
+  except errors.UserError as e:
     cli.fail(str(e))
   if FLAGS.block_seconds <= 0:
     cli.fail(f'--block_seconds={FLAGS.block_seconds} must be positive')

@@ -10,7 +10,8 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
-from srcvq_jax import config_lib
+from srcvq_jax import errors
+
 
 DATA_AXIS = 'data'
 FSDP_AXIS = 'fsdp'
@@ -21,16 +22,26 @@ _MIN_FSDP_PARAM_SIZE = 2**14
 
 
 def create_mesh(mesh_config, devices=None) -> Mesh:
-  """Mesh ('data', 'fsdp') over `devices` (default: all devices of all processes)."""
+  """Mesh ('data', 'fsdp') over `devices` (default: all devices of all processes), shaped by config.mesh."""
+  return _make_mesh(mesh_config.data, mesh_config.fsdp, devices)
+
+
+def _make_mesh(data: int, fsdp: int, devices=None) -> Mesh:
   devices = list(jax.devices() if devices is None else devices)
-  fsdp = mesh_config.fsdp
-  data = mesh_config.data if mesh_config.data != -1 else len(devices) // fsdp
+  requested = data
+  data = data if data != -1 else len(devices) // fsdp
   if data * fsdp != len(devices):
-    raise config_lib.ConfigError(f'mesh.data={mesh_config.data} x mesh.fsdp={fsdp} does not match the '
+    raise errors.ConfigError(f'mesh.data={requested} x mesh.fsdp={fsdp} does not match the '
                                  f'{len(devices)} devices')
   # Auto axes: GSPMD propagates shardings through the step; no sharding annotations inside the model.
   return jax.make_mesh((data, fsdp), (DATA_AXIS, FSDP_AXIS), axis_types=(AxisType.Auto, AxisType.Auto),
                        devices=devices)
+
+
+def inference_mesh(devices) -> Mesh:
+  """A mesh over `devices` with all of them on the batch axis: inputs split over them, params
+  replicated (the training mesh with every device on 'data')."""
+  return _make_mesh(-1, 1, devices)
 
 
 def batch_devices(mesh: Mesh) -> int:

@@ -13,6 +13,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from srcvq_jax import cli
+from srcvq_jax import library_logs
 
 FLAGS = flags.FLAGS
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file (configs/*.py).',
@@ -40,7 +41,7 @@ def main(argv):
     cli.fail(f'unexpected arguments: {" ".join(argv[1:])}')
   if _WORKDIR.value is None:
     cli.fail('--workdir is required')
-  cli.quiet_library_info()
+  library_logs.quiet_library_info()
   logging.info('memory allocator: %s (cli.relaunch_with_tcmalloc)', cli.allocator())
   # TensorFlow (tf.data only) must not grab accelerator memory that JAX needs.
   if 'tensorflow' in sys.modules or _CONFIG.value.data.source == 'tfds':

@@ -13,6 +13,7 @@ import optax
 from flax import nnx
 
 from srcvq_jax import config_lib
+from srcvq_jax import errors
 from srcvq_jax import input_pipeline
 from srcvq_jax import loop
 from srcvq_jax import losses
@@ -24,18 +25,8 @@ State = loop.State
 CONSOLE_KEYS = ('train/loss', 'train/tau', 'train/vq/perplexity', 'train/steps_per_sec', 'eval/loss',
                 'val_sdr/model/avg', 'val_sdr/oracle/avg')
 
-# The loop's, named here too for the VQ-VAE's callers (export, inference, benchmarks).
-learning_rate_schedule = loop.learning_rate_schedule
-create_optimizer = loop.create_optimizer
-split_model = loop.split_model
 
-
-# --- Model, schedules, state ------------------------------------------------------------------------------------
-
-
-def create_model(config, seed: int = 0) -> nnx.Module:
-  """The model named by config.model.name, with parameters from `seed`."""
-  return getattr(models, config.model.name)(config, rngs=nnx.Rngs(params=seed))
+# --- Schedules and state -----------------------------------------------------------------------------------------
 
 
 def tau_schedule(config, step):
@@ -47,13 +38,13 @@ def tau_schedule(config, step):
 
 def create_train_state(config, mesh, tx) -> tuple[nnx.GraphDef, State]:
   """The VQ-VAE's train state, already sharded (loop.create_train_state)."""
-  return loop.create_train_state(functools.partial(create_model, config), config.train.seed, mesh, tx)
+  return loop.create_train_state(functools.partial(models.create, config), config.train.seed, mesh, tx)
 
 
 def abstract_train_state(config, mesh) -> tuple[nnx.GraphDef, State]:
   """(graphdef, the VQ-VAE's train state as sharded ShapeDtypeStructs) without allocating it (restore targets)."""
-  return loop.abstract_train_state(functools.partial(create_model, config), config.train.seed, mesh,
-                                   create_optimizer(config))
+  return loop.abstract_train_state(functools.partial(models.create, config), config.train.seed, mesh,
+                                   loop.create_optimizer(config))
 
 
 # --- Steps -------------------------------------------------------------------------------------------------------
@@ -109,7 +100,7 @@ def microbatch_count(config, mesh) -> int:
       return 1
     return max(n for n in range(1, AUTO_MAX_MICROBATCHES + 1) if per_device % n == 0)
   if requested < 0 or per_device % requested:
-    raise config_lib.ConfigError(
+    raise errors.ConfigError(
         f'train.microbatches={requested} must divide the {per_device} examples per device '
         f'(data.batch_size={config.data.batch_size} over {sharding.batch_devices(mesh)} devices); 0 = auto')
   return requested
@@ -214,7 +205,7 @@ def train_and_evaluate(config, workdir: str) -> State:
   if config.train.sdr_tracks:
     from srcvq_jax import sdr_monitor  # pylint: disable=g-import-not-at-top
 
-    graphdef, _ = split_model(nnx.eval_shape(lambda: create_model(config, config.train.seed)))
+    graphdef, _ = models.abstract(config)
     monitor = sdr_monitor.SDRMonitor(config, graphdef)
 
   def on_eval(params, step, scalars, batch, audio, writer):
@@ -225,7 +216,7 @@ def train_and_evaluate(config, workdir: str) -> State:
     return monitor.scores(params, float(scalars['train/tau']))
 
   task = loop.Task(
-      create_model=functools.partial(create_model, config),
+      create_model=functools.partial(models.create, config),
       train_step=functools.partial(train_step, config=config, microbatches=microbatch_count(config, mesh)),
       eval_step=functools.partial(eval_step, config=config),
       train_batches=train_batches, eval_batches=eval_batches, on_eval=on_eval, console_keys=CONSOLE_KEYS)

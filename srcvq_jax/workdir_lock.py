@@ -26,14 +26,14 @@ from absl import logging
 from etils import epath
 
 from srcvq_jax import checkpointing
-from srcvq_jax import cli
+from srcvq_jax import errors
 
 LOCK_FILE = 'lock.json'
 HEARTBEAT_S = 30.0
 STALE_AFTER_S = 300.0
 
 
-class WorkdirLocked(cli.UserError):
+class WorkdirLocked(errors.UserError):
   """Another live trainer holds the workdir."""
 
 

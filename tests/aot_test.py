@@ -12,6 +12,8 @@ import jax
 import numpy as np
 import pytest
 
+from srcvq_jax import loop
+
 from srcvq_jax import config_lib
 from srcvq_jax import input_pipeline
 from srcvq_jax import sharding
@@ -52,7 +54,7 @@ def compile_train_step(fsdp: int):
   config_lib.validate(config, num_devices=mesh.devices.size)
   graphdef, state = trainer.abstract_train_state(config, mesh)
   state_shardings = jax.tree.map(lambda x: x.sharding, state)
-  jit_step = trainer.jit_train_step(config, graphdef, trainer.create_optimizer(config), mesh, state_shardings)
+  jit_step = trainer.jit_train_step(config, graphdef, loop.create_optimizer(config), mesh, state_shardings)
   rng = jax.ShapeDtypeStruct((), jax.eval_shape(lambda: jax.random.key(0)).dtype,
                              sharding=sharding.replicated(mesh))
   start = time.time()

@@ -5,6 +5,7 @@ import os
 import pytest
 
 from srcvq_jax import config_lib
+from srcvq_jax import errors
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -39,14 +40,14 @@ def test_validate_rejects_bad_new_fields(ci_config, field, value, message):
   ci_config[section][name] = value
   if field == 'quantizer.fsq_levels':
     ci_config.quantizer.kind = 'fsq'
-  with pytest.raises(config_lib.ConfigError, match=message.replace('(', r'\(').replace(')', r'\)')):
+  with pytest.raises(errors.ConfigError, match=message.replace('(', r'\(').replace(')', r'\)')):
     config_lib.validate(ci_config)
 
 
 def test_fsq_needs_consistent_code_dim_and_size(ci_config):
   ci_config.quantizer.kind = 'fsq'
   ci_config.quantizer.fsq_levels = (5, 3)
-  with pytest.raises(config_lib.ConfigError, match='prod'):
+  with pytest.raises(errors.ConfigError, match='prod'):
     config_lib.validate(ci_config)
   ci_config.quantizer.code_dim, ci_config.quantizer.codebook_size = 2, 15
   config_lib.validate(ci_config)

@@ -21,11 +21,12 @@ from flax import nnx
 from data_prep import chorale_mix
 from srcvq_jax import analysis
 from srcvq_jax import checkpointing
-from srcvq_jax import cli
+from srcvq_jax import errors
 from srcvq_jax import evaluate
 from srcvq_jax import inference
+from srcvq_jax import loop
+from srcvq_jax import models
 from srcvq_jax import separate
-from srcvq_jax import trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCES = ('vocals', 'bass', 'drums', 'other')
@@ -49,8 +50,8 @@ def workdir(tmp_path_factory):
   from configs import ci  # pylint: disable=g-import-not-at-top
   config = ci.get_config()
   config.data.source = 'synthetic'
-  _, abstract = trainer.split_model(nnx.eval_shape(lambda: trainer.create_model(config)))
-  tx = trainer.create_optimizer(config)
+  _, abstract = models.split_params(nnx.eval_shape(lambda: models.create(config)))
+  tx = loop.create_optimizer(config)
   abstract = jax.eval_shape(lambda p: {'params': p, 'opt_state': tx.init(p), 'step': jnp.zeros((), jnp.int32)},
                             abstract)
   rng = np.random.default_rng(0)
@@ -128,11 +129,11 @@ def test_museval_agrees_with_the_table(workdir, musdb_root, tmp_path):
 
 @needs_renderer
 def test_evaluate_data_errors_are_user_errors(workdir, musdb_root, tmp_path):
-  with pytest.raises(cli.UserError, match='--split=bogus'):
+  with pytest.raises(errors.UserError, match='--split=bogus'):
     evaluate.run(workdir, 'bogus', musdb_root=musdb_root, out_dir=str(tmp_path))
-  with pytest.raises(cli.UserError, match='no such directory'):
+  with pytest.raises(errors.UserError, match='no such directory'):
     evaluate.run(workdir, 'test', musdb_root=str(tmp_path / 'missing'), out_dir=str(tmp_path))
-  with pytest.raises(cli.UserError, match='no data'):  # the ci config has no data_dir
+  with pytest.raises(errors.UserError, match='no data'):  # the ci config has no data_dir
     evaluate.run(workdir, 'test', out_dir=str(tmp_path))
 
 

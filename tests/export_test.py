@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from srcvq_jax import errors
+from srcvq_jax import models
+
 from srcvq_jax import checkpointing
-from srcvq_jax import cli
 from srcvq_jax import config_lib
 from srcvq_jax import export
 from srcvq_jax import inference
@@ -75,8 +77,8 @@ def test_export_equals_the_training_checkpoint(ci_config, tmp_path, fast_compile
   export_config = config_lib.config_from_dict(checkpointing.load_export_config(out))
   # Equal up to JSON's types (tuples come back as lists).
   assert json.loads(export_config.to_json()) == json.loads(ci_config.to_json())
-  export_graphdef, _ = trainer.split_model(nnx.eval_shape(lambda: trainer.create_model(export_config)))
-  train_graphdef, _ = trainer.split_model(nnx.eval_shape(lambda: trainer.create_model(ci_config)))
+  export_graphdef, _ = models.split_params(nnx.eval_shape(lambda: models.create(export_config)))
+  train_graphdef, _ = models.split_params(nnx.eval_shape(lambda: models.create(ci_config)))
   batch = next(input_pipeline.synthetic_batches(ci_config, 2, seed=7))
   masks = np.stack([batch[input_pipeline.PRESENCE] * batch[input_pipeline.SELECT],
                     input_pipeline.complement(batch[input_pipeline.PRESENCE], batch[input_pipeline.SELECT])], axis=1)
@@ -99,7 +101,7 @@ def test_export_equals_the_training_checkpoint(ci_config, tmp_path, fast_compile
 ])
 def test_export_refuses_with_a_clear_message(tmp_path, workdir, out, message):
   (tmp_path / 'empty' / 'checkpoints').mkdir(parents=True)
-  with pytest.raises(cli.UserError, match=message):
+  with pytest.raises(errors.UserError, match=message):
     export.export(str(tmp_path / workdir), str(tmp_path / out))
   assert not any((tmp_path / name).exists() for name in ('e1', 'e2', 'e3'))
 

@@ -7,12 +7,15 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from srcvq_jax import errors
+from srcvq_jax import loop
+
+from srcvq_jax import models
+
 from srcvq_jax import checkpointing
-from srcvq_jax import cli
 from srcvq_jax import config_lib
 from srcvq_jax import inference
 from srcvq_jax.models import layers
-from srcvq_jax import trainer
 
 # A length that is a multiple of neither the window nor the ci model's stride (16).
 ODD_LENGTH = 5007
@@ -25,8 +28,8 @@ def random_state(config, seed=0):
   NumPy instead of the model's initializers: XLA:CPU takes ~10 s to compile the PRNG-based init, and these tests
   need working weights, not those weights.
   """
-  graphdef, abstract = trainer.split_model(nnx.eval_shape(lambda: trainer.create_model(config)))
-  tx = trainer.create_optimizer(config)
+  graphdef, abstract = models.split_params(nnx.eval_shape(lambda: models.create(config)))
+  tx = loop.create_optimizer(config)
   abstract = jax.eval_shape(lambda p: {'params': p, 'opt_state': tx.init(p), 'step': jnp.zeros((), jnp.int32)},
                             abstract)
   rng = np.random.default_rng(seed)
@@ -175,14 +178,14 @@ def test_load_workdir_and_export(ci_config, tmp_path):
 
 def test_missing_or_empty_checkpoint_dir_is_a_user_error(tmp_path):
   missing = str(tmp_path / 'nowhere')
-  with pytest.raises(cli.UserError, match='nowhere: no such directory'):
+  with pytest.raises(errors.UserError, match='nowhere: no such directory'):
     inference.load(missing)
   assert not os.path.exists(missing)
   os.makedirs(tmp_path / 'empty' / 'checkpoints')
-  with pytest.raises(cli.UserError, match='no checkpoint'):
+  with pytest.raises(errors.UserError, match='no checkpoint'):
     inference.load(str(tmp_path / 'empty'))
   os.makedirs(tmp_path / 'bare')
-  with pytest.raises(cli.UserError, match='bare: no checkpoint'):
+  with pytest.raises(errors.UserError, match='bare: no checkpoint'):
     inference.load(str(tmp_path / 'bare'))
 
 

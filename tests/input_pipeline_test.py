@@ -14,6 +14,7 @@ import pytest
 import soundfile as sf
 
 from configs import ci
+from srcvq_jax import errors
 from srcvq_jax import input_pipeline as ip
 
 tf = pytest.importorskip('tensorflow')
@@ -257,15 +258,15 @@ def test_load_tracks(dataset):
 
 def test_clear_errors(dataset, tmp_path):
   data_dir, _ = dataset
-  with pytest.raises(ip.DataError, match='not an integer multiple'):
+  with pytest.raises(errors.DataError, match='not an integer multiple'):
     take(make_config(data_dir, sample_rate=16000))
-  with pytest.raises(ip.DataError, match='data_prep.build'):
+  with pytest.raises(errors.DataError, match='data_prep.build'):
     take(make_config(str(tmp_path)))
-  with pytest.raises(ip.DataError, match='data.data_dir is empty'):
+  with pytest.raises(errors.DataError, match='data.data_dir is empty'):
     take(make_config(''))
   config = make_config(data_dir)
   config.data.sources = ('vocals', 'piano')
-  with pytest.raises(ip.DataError, match='piano'):
+  with pytest.raises(errors.DataError, match='piano'):
     take(config)
-  with pytest.raises(ip.DataError, match="no split 'holdout'"):
+  with pytest.raises(errors.DataError, match="no split 'holdout'"):
     take(make_config(data_dir), 'holdout')

@@ -6,6 +6,7 @@ import pytest
 from flax import nnx
 
 from srcvq_jax import config_lib
+from srcvq_jax import errors
 from srcvq_jax import fsq
 from srcvq_jax import input_pipeline
 from srcvq_jax import models
@@ -188,8 +189,8 @@ def test_codes_per_source_leaves_unused_codes_empty(ci_config):
 def test_codes_per_source_is_checked(ci_config, counts, message):
   q = ci_config.quantizer
   q.codes_per_source = counts
-  with pytest.raises(config_lib.ConfigError, match='needs quantizer.kind=fsq'):
+  with pytest.raises(errors.ConfigError, match='needs quantizer.kind=fsq'):
     config_lib.validate(ci_config)
   q.kind, q.fsq_levels, q.code_dim, q.codebook_size = 'fsq', (5, 3), 2, 15
-  with pytest.raises(config_lib.ConfigError, match=message):
+  with pytest.raises(errors.ConfigError, match=message):
     config_lib.validate(ci_config)

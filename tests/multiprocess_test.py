@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from srcvq_jax import loop
+
 from srcvq_jax import checkpointing
 from srcvq_jax import input_pipeline
 from srcvq_jax import sharding
@@ -155,7 +157,7 @@ def test_two_processes_equal_one_process_over_the_same_global_batches(two_proces
   _, params, _ = two_process_run
   config = _ci_config()
   mesh = sharding.create_mesh(config.mesh)  # this process: 8 devices
-  tx = trainer.create_optimizer(config)
+  tx = loop.create_optimizer(config)
   with jax.set_mesh(mesh):
     graphdef, state = trainer.create_train_state(config, mesh, tx)
   jit_step = trainer.jit_train_step(config, graphdef, tx, mesh, jax.tree.map(lambda x: x.sharding, state))

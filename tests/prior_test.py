@@ -13,10 +13,10 @@ import soundfile
 from flax import nnx
 
 import inference_test  # tests/ is on sys.path
-from srcvq_jax import cli
+from srcvq_jax import errors
 from srcvq_jax import generate_bass
 from srcvq_jax import inference
-from srcvq_jax import loop
+from srcvq_jax import models
 from srcvq_jax.prior import data as prior_data
 from srcvq_jax.prior import model as prior_model
 from srcvq_jax.prior import train as prior_train
@@ -89,7 +89,7 @@ def _fit(config_prior, codes, steps, lr=3e-3):
   """Adam on the prior's train_step over a fixed batch; returns (model, losses)."""
   vq = _vqvae_config()
   vq.quantizer.num_codebooks, vq.quantizer.codebook_size = codes.shape[-1], int(codes.max()) + 1
-  graphdef, params = loop.split_model(prior_model.create(config_prior, vq))
+  graphdef, params = models.split_params(prior_model.create(config_prior, vq))
   tx = optax.adam(lr)
   state = {'params': params, 'opt_state': tx.init(params), 'step': jnp.zeros((), jnp.int32)}
   cfg = _prior_config('unused')
@@ -151,9 +151,9 @@ def test_generate_bass_refuses_another_vqvae(trained, tmp_path):
   config = _vqvae_config()
   graphdef, state = inference_test.random_state(config, seed=1)
   other = inference.Separator(config, graphdef, state['params'], path='other-model')
-  with pytest.raises(cli.UserError, match='learned the codes of model .* other-model is model'):
+  with pytest.raises(errors.UserError, match='learned the codes of model .* other-model is model'):
     generate_bass.load_prior(str(workdir), other)
-  with pytest.raises(cli.UserError, match='no checkpoints'):
+  with pytest.raises(errors.UserError, match='no checkpoints'):
     generate_bass.load_prior(str(tmp_path), other)
 
 

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from srcvq_jax import checkpointing
-from srcvq_jax import cli
+from srcvq_jax import errors
 from srcvq_jax import inference
 from srcvq_jax import loop
 from srcvq_jax import trainer
@@ -96,7 +96,7 @@ def test_every_checkpoint_broken_is_one_line_for_inference(trained_workdir, tmp_
   shutil.copytree(trained_workdir, workdir)
   for step in ('10', '20'):
     _remove_metadata(str(workdir / 'checkpoints' / step))
-  with pytest.raises(cli.UserError, match='restores') as error:
+  with pytest.raises(errors.UserError, match='restores') as error:
     inference.load(str(workdir))
   fault_report('every checkpoint broken', '`_METADATA` of both steps deleted',
                f'inference: one line, "{_short(error.value)}"', '-')
@@ -112,7 +112,7 @@ def test_resume_with_another_model_is_refused_and_writes_nothing(trained_workdir
   before = (workdir / 'config.json').read_text()
   config = _config(ci_config, num_steps=30)
   config[section][field] = value
-  with pytest.raises(cli.UserError, match=shown) as error:
+  with pytest.raises(errors.UserError, match=shown) as error:
     trainer.train_and_evaluate(config, str(workdir))
   assert '\n' not in str(error.value) and 'train.num_steps' not in str(error.value)
   assert (workdir / 'config.json').read_text() == before
@@ -221,7 +221,7 @@ def test_a_signal_saves_stops_and_says_so(tmp_path, ci_config, monkeypatch, sign
 def test_sources_written_as_one_string_are_rejected(ci_config, fault_report):
   from srcvq_jax import config_lib  # pylint: disable=g-import-not-at-top
   ci_config.data.sources = ('vocals,bass',)
-  with pytest.raises(config_lib.ConfigError, match='looks like a list written as one string') as error:
+  with pytest.raises(errors.ConfigError, match='looks like a list written as one string') as error:
     config_lib.validate(ci_config)
   fault_report('a tuple override written as one string', '`--config.data.sources=vocals,bass`',
                f'one line, "{_short(error.value)}"', '-')
@@ -244,7 +244,7 @@ def test_a_full_disk_while_writing_metrics_stops_with_one_line_and_resumes(tmp_p
       _no_space()
     return original(self, step, scalars)
   monkeypatch.setattr(metric_writers.MetricWriter, 'write_scalars', hook)
-  with pytest.raises(cli.UserError, match='a write failed at step 15 .*No space left on device.* resume from '
+  with pytest.raises(errors.UserError, match='a write failed at step 15 .*No space left on device.* resume from '
                      'step 10') as failed:
     trainer.train_and_evaluate(_config(ci_config), workdir)
   assert '\n' not in str(failed.value)
@@ -270,7 +270,7 @@ def test_a_failed_checkpoint_write_removes_the_partial_save(tmp_path, ci_config,
       raise ValueError('RESOURCE_EXHAUSTED: Error writing "params.decoder" in OCDBT database: Failed writing')
     return original(manager, step, *args)
   monkeypatch.setattr(checkpointing, 'save', hook)
-  with pytest.raises(cli.UserError, match=r'at step 20 \(ValueError: RESOURCE_EXHAUSTED.*removed the partial '
+  with pytest.raises(errors.UserError, match=r'at step 20 \(ValueError: RESOURCE_EXHAUSTED.*removed the partial '
                      r'save\(s\) 20.orbax-checkpoint-tmp-1234; checkpoints up to step 10 are intact') as failed:
     trainer.train_and_evaluate(_config(ci_config), workdir)
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['10']

@@ -17,6 +17,8 @@ torch = pytest.importorskip('torch')
 from benchmarks import torch_reference  # noqa: E402  (needs torch)
 from configs import base  # noqa: E402
 from srcvq_jax import input_pipeline  # noqa: E402
+from srcvq_jax import loop  # noqa: E402
+from srcvq_jax import models  # noqa: E402
 from srcvq_jax import sharding  # noqa: E402
 from srcvq_jax import trainer  # noqa: E402
 
@@ -39,7 +41,7 @@ def config(request, ci_config):
 
 
 def _setup(config, seed=0):
-  graphdef, params = trainer.split_model(trainer.create_model(config, seed=seed))
+  graphdef, params = models.split_params(models.create(config, seed=seed))
   model = torch_reference.VQVAE(config)
   torch_reference.load_jax_params(model, params)
   batch = next(input_pipeline.synthetic_batches(config, config.data.batch_size, seed=seed))
@@ -118,7 +120,7 @@ def test_one_adam_step_lands_on_the_same_parameters(ci_config):
   config.data.batch_size = 2
   graphdef, _, model, batch = _setup(config)
   mesh = sharding.create_mesh(config.mesh, devices=jax.devices()[:1])
-  tx = trainer.create_optimizer(config)
+  tx = loop.create_optimizer(config)
   with jax.set_mesh(mesh):
     _, state = trainer.create_train_state(config, mesh, tx)
     torch_reference.load_jax_params(model, jax.device_get(state['params']))

@@ -8,6 +8,9 @@ import jax
 import numpy as np
 import pytest
 
+from srcvq_jax import errors
+from srcvq_jax import loop
+
 from srcvq_jax import checkpointing
 from srcvq_jax import config_lib
 from srcvq_jax import input_pipeline
@@ -19,7 +22,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _setup(config, devices):
   mesh = sharding.create_mesh(config.mesh, devices=devices)
-  tx = trainer.create_optimizer(config)
+  tx = loop.create_optimizer(config)
   with jax.set_mesh(mesh):
     graphdef, state = trainer.create_train_state(config, mesh, tx)
   step = trainer.jit_train_step(config, graphdef, tx, mesh, jax.tree.map(lambda x: x.sharding, state))
@@ -67,7 +70,7 @@ def test_microbatch_count(ci_config):
   ci_config.train.microbatches = 6
   assert trainer.microbatch_count(ci_config, mesh) == 6
   ci_config.train.microbatches = 4
-  with pytest.raises(config_lib.ConfigError, match='train.microbatches=4 must divide the 6 examples per device'):
+  with pytest.raises(errors.ConfigError, match='train.microbatches=4 must divide the 6 examples per device'):
     trainer.microbatch_count(ci_config, mesh)
 
 
@@ -160,7 +163,7 @@ def test_validate_rejects_bad_values(ci_config, field, value, message):
   for key in rest[:-1]:
     node = node[key]
   node[rest[-1]] = value
-  with pytest.raises(config_lib.ConfigError, match=message):
+  with pytest.raises(errors.ConfigError, match=message):
     config_lib.validate(ci_config, num_devices=8)
 
 
@@ -192,7 +195,7 @@ def test_cosine_schedule_warms_up_then_decays_to_the_final_fraction(ci_config):
   ci_config.optim.schedule = 'cosine'
   ci_config.optim.warmup_steps = 10
   ci_config.train.num_steps = 110
-  schedule = trainer.learning_rate_schedule(ci_config)
+  schedule = loop.learning_rate_schedule(ci_config)
   peak = ci_config.optim.learning_rate
   assert float(schedule(0)) == 0.0
   assert float(schedule(10)) == pytest.approx(peak)

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 import numpy as np
 from absl import logging
 
-from srcvq_jax import cli
 from srcvq_jax import codes as codes_lib
+from srcvq_jax import errors
 
 CODES = 'codes'
 
@@ -46,7 +46,7 @@ def encode_split(separator, split: str, cache_dir: str | None, **synthetic) -> d
     parts.append(separator.encode(np.asarray(stems, np.float32).sum(0)))
     names.append(name)
   if not parts:
-    raise cli.UserError(f'split {split!r} of the VQ-VAE\'s data has no tracks')
+    raise errors.UserError(f'split {split!r} of the VQ-VAE\'s data has no tracks')
   starts = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
   result = {'codes': np.concatenate(parts).astype(np.int32), 'starts': starts, 'names': np.array(names)}
   if path is not None:
@@ -69,7 +69,7 @@ def crop_batch(tracks: list[np.ndarray], rng: np.random.Generator, batch_size: i
   """int32 [B, frames, S, H]: crops at random tracks (in proportion to their length) and offsets."""
   lengths = np.array([len(t) for t in tracks], np.float64)
   if lengths.max() < frames:
-    raise cli.UserError(f'every track is shorter than data.segment_frames={frames} frames (longest: '
+    raise errors.UserError(f'every track is shorter than data.segment_frames={frames} frames (longest: '
                      f'{int(lengths.max())})')
   usable = np.where(lengths >= frames, lengths - frames + 1, 0)
   chosen = rng.choice(len(tracks), size=batch_size, p=usable / usable.sum())

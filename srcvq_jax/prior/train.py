@@ -22,6 +22,8 @@ from flax import nnx
 from ml_collections import config_flags
 
 from srcvq_jax import cli
+from srcvq_jax import errors
+from srcvq_jax import library_logs
 
 CONSOLE_KEYS = ('train/loss', 'train/accuracy', 'train/steps_per_sec', 'eval/loss', 'eval/accuracy')
 
@@ -66,13 +68,12 @@ def eval_step(params, batch, *, graphdef):
 
 
 def validate(config, num_devices: int) -> None:
-  from srcvq_jax import config_lib  # pylint: disable=g-import-not-at-top
 
   if config.data.batch_size % num_devices:
-    raise config_lib.ConfigError(f'data.batch_size={config.data.batch_size} must be a multiple of the '
+    raise errors.ConfigError(f'data.batch_size={config.data.batch_size} must be a multiple of the '
                                  f'{num_devices} devices')
   if config.data.segment_frames <= 0:
-    raise config_lib.ConfigError(f'data.segment_frames={config.data.segment_frames} must be positive')
+    raise errors.ConfigError(f'data.segment_frames={config.data.segment_frames} must be positive')
 
 
 def load_vqvae(vqvae_workdir: str):
@@ -80,7 +81,7 @@ def load_vqvae(vqvae_workdir: str):
   from srcvq_jax import inference  # pylint: disable=g-import-not-at-top
 
   if not vqvae_workdir:
-    raise cli.UserError('--vqvae_workdir is required (the trained VQ-VAE whose codes the prior learns)')
+    raise errors.UserError('--vqvae_workdir is required (the trained VQ-VAE whose codes the prior learns)')
   return inference.load(vqvae_workdir)
 
 
@@ -89,7 +90,7 @@ def train_and_evaluate(config, workdir: str):
   import os  # pylint: disable=g-import-not-at-top
 
   from srcvq_jax import codes as codes_lib  # pylint: disable=g-import-not-at-top
-  from srcvq_jax import config_lib, loop, sharding  # pylint: disable=g-import-not-at-top
+  from srcvq_jax import loop, sharding  # pylint: disable=g-import-not-at-top
   from srcvq_jax.prior import data, model  # pylint: disable=g-import-not-at-top
 
   mesh = sharding.create_mesh(config.mesh)
@@ -98,7 +99,7 @@ def train_and_evaluate(config, workdir: str):
   try:
     nnx.eval_shape(lambda: model.create(config.prior, separator.config))  # before any encoding
   except ValueError as e:
-    raise config_lib.ConfigError(str(e)) from None
+    raise errors.ConfigError(str(e)) from None
   synthetic = dict(synthetic_tracks=config.data.synthetic_tracks, synthetic_seconds=config.data.synthetic_seconds)
   cache = os.path.join(workdir, data.CODES)
   train_tracks = data.tracks_of(data.encode_split(separator, config.data.train_split, cache, **synthetic))
@@ -132,44 +133,29 @@ def load(prior_workdir: str, vqvae_config, step: int | None = None):
   """(prior config, the prior model with the checkpoint's params, step) of a prior training workdir.
 
   Raises:
-    cli.UserError: no such workdir or no checkpoint in it.
+    errors.UserError: no such workdir, no checkpoint that restores in it, or not a prior's workdir.
   """
-  with cli.orbax_warnings_off():
+  with library_logs.orbax_warnings_off():
     return _load(prior_workdir, vqvae_config, step)
 
 
 def _load(prior_workdir: str, vqvae_config, step: int | None):
-  from srcvq_jax import checkpointing, export, loop, sharding  # pylint: disable=g-import-not-at-top
+  from srcvq_jax import checkpointing, models  # pylint: disable=g-import-not-at-top
   from srcvq_jax.prior import model  # pylint: disable=g-import-not-at-top
 
-  manager, _ = export.open_checkpoints(prior_workdir)
-  mesh = sharding.create_mesh(ml_collections.ConfigDict({'data': -1, 'fsdp': 1}))
+  on_one_device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
 
-  def restore_step(candidate):
-    config = ml_collections.ConfigDict(checkpointing.restore_config(manager, candidate))
-    if 'prior' not in config:
-      raise cli.UserError(f'{prior_workdir} is not a prior\'s workdir (its config has no prior section)')
-    create = functools.partial(model.create, config.prior, vqvae_config)
-    graphdef, target = loop.abstract_train_state(create, 0, mesh, loop.create_optimizer(config))
-    return config, graphdef, checkpointing.restore(manager, candidate, target)['params']
+  def abstract(config):
+    return models.abstract_of(lambda: model.create(config.prior, vqvae_config), on_one_device)
 
-  def not_a_prior(candidate, error):
-    del candidate
-    if isinstance(error, cli.UserError):
-      raise error
+  def params_target(config_dict):
+    if 'prior' not in config_dict:
+      raise errors.UserError(f'{prior_workdir} is not a prior\'s workdir (its config has no prior section)')
+    return abstract(ml_collections.ConfigDict(config_dict))[1]
 
-  try:
-    if step is not None:
-      restored = restore_step(step)
-    else:  # the newest step that restores (as inference.load)
-      restored, step = checkpointing.restore_latest(manager, restore_step, move_bad=False, check=not_a_prior)
-      if step is None:
-        raise cli.UserError(f'no checkpoint in {manager.directory} restores')
-  finally:
-    manager.close()
-  config, graphdef, params = restored
-  params = jax.device_put(jax.device_get(params), jax.local_devices()[0])
-  return config, nnx.merge(graphdef, params), int(step)
+  config_dict, params, step = checkpointing.load_params(prior_workdir, params_target, step)
+  config = ml_collections.ConfigDict(config_dict)
+  return config, nnx.merge(abstract(config)[0], params), step
 
 
 # --- Command line ------------------------------------------------------------------------------------------------
@@ -189,7 +175,7 @@ def main(argv):
     cli.fail(f'unexpected arguments: {" ".join(argv[1:])}')
   if not FLAGS.workdir:
     cli.fail('--workdir is required')
-  cli.quiet_library_info()
+  library_logs.quiet_library_info()
   from srcvq_jax import loop  # pylint: disable=g-import-not-at-top
 
   config = FLAGS.config
