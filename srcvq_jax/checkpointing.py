@@ -171,16 +171,17 @@ def restore_params(manager: ocp.CheckpointManager, step: int, target: Any) -> An
   return restored[STATE]['params']
 
 
-def load_params(workdir: str, params_target: Callable[[dict], Any],
-                step: int | None = None) -> tuple[dict, Any, int]:
-  """(config dict, params, step) of the newest step of WORKDIR/checkpoints that restores (or of `step`).
+def load_params(workdir: str, build: Callable[[dict], tuple[Any, Any]],
+                step: int | None = None) -> tuple[Any, Any, int]:
+  """(model, params, step) of the newest step of WORKDIR/checkpoints that restores (or of `step`).
 
   Read-only: a step that does not restore is a warning and the step before is tried (nothing is moved; the
   trainer moves broken steps aside when it resumes).
 
   Args:
     workdir: the --workdir of a training run (the VQ-VAE's, the prior's: any model).
-    params_target: the step's config dict -> the params as arrays or ShapeDtypeStructs (with shardings); it may
+    build: the step's config dict -> (model, the params as arrays or ShapeDtypeStructs with shardings), where
+      `model` is whatever the caller needs with the params (e.g. the config and graphdef), returned as is; it may
       raise errors.UserError for a config it cannot serve (e.g. another model's workdir), which is raised as is.
     step: a specific checkpoint step (default: the newest that restores).
 
@@ -190,8 +191,8 @@ def load_params(workdir: str, params_target: Callable[[dict], Any],
   manager = open_read_only(workdir)
 
   def restore_step(candidate):
-    config_dict = restore_config(manager, candidate)
-    return config_dict, restore_params(manager, candidate, params_target(config_dict))
+    model, target = build(restore_config(manager, candidate))
+    return model, restore_params(manager, candidate, target)
 
   def reraise_user_errors(candidate, error):
     del candidate
@@ -204,7 +205,7 @@ def load_params(workdir: str, params_target: Callable[[dict], Any],
         raise errors.UserError(f'no checkpoint of step {step} in {manager.directory} (steps: '
                                f'{sorted(manager.all_steps())})')
       try:
-        config_dict, params = restore_step(step)
+        model, params = restore_step(step)
       except errors.UserError:
         raise
       except Exception as e:  # pylint: disable=broad-except  (Orbax and TensorStore raise many types)
@@ -215,10 +216,10 @@ def load_params(workdir: str, params_target: Callable[[dict], Any],
       if step is None:
         raise errors.UserError(f'no checkpoint in {manager.directory} restores (steps '
                                f'{sorted(manager.all_steps())} are all broken: see the warnings above)')
-      config_dict, params = restored
+      model, params = restored
   finally:
     manager.close()
-  return config_dict, params, int(step)
+  return model, params, int(step)
 
 
 # --- Inference export: params + config, no optimizer state --------------------------------------------------------

@@ -38,13 +38,14 @@ def export(workdir: str, out: str, step: int | None = None) -> int:
     raise errors.UserError('--out must differ from --workdir')
   replicated = sharding.replicated(sharding.inference_mesh(jax.devices()))
 
-  def params_target(config_dict):
-    return models.abstract(config_lib.config_from_dict(config_dict), replicated)[1]
+  def build(config_dict):
+    config = config_lib.config_from_dict(config_dict)
+    return config, models.abstract(config, replicated)[1]
 
   with library_logs.orbax_warnings_off():
-    config_dict, params, step = checkpointing.load_params(workdir, params_target, step)
+    config, params, step = checkpointing.load_params(workdir, build, step)
   # Saved as the run's config reads today (fields added since it was written filled in, tuples as tuples).
-  checkpointing.save_export(out, params, config_lib.config_from_dict(config_dict).to_dict())
+  checkpointing.save_export(out, params, config.to_dict())
   return step
 
 

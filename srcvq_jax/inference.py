@@ -504,20 +504,20 @@ def load(path: str, *, step: int | None = None, window: int | None = None, batch
     raise errors.UserError(f'{path}: no such directory (expected a training workdir or an export dir)')
   on_one_device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
 
-  def params_target(config_dict):
-    return models.abstract(config_lib.config_from_dict(config_dict), on_one_device)[1]
+  def build(config_dict):
+    config = config_lib.config_from_dict(config_dict)
+    graphdef, target = models.abstract(config, on_one_device)
+    return (config, graphdef), target
 
   if checkpointing.is_export(path):
-    config_dict, checkpoint_step = checkpointing.load_export_config(path), None
-    params = checkpointing.restore_export_params(path, params_target(config_dict))
+    (config, graphdef), target = build(checkpointing.load_export_config(path))
+    params, checkpoint_step = checkpointing.restore_export_params(path, target), None
   else:
     checkpoints = epath.Path(path) / checkpointing.CHECKPOINT_DIR
     if not checkpoints.is_dir():
       raise errors.UserError(f'{path}: no checkpoint ({checkpoints} does not exist) and not an export dir '
                              f'({checkpointing.EXPORT_CONFIG} + {checkpointing.EXPORT_PARAMS}/)')
     with library_logs.orbax_warnings_off():
-      config_dict, params, checkpoint_step = checkpointing.load_params(path, params_target, step)
-  config = config_lib.config_from_dict(config_dict)
-  graphdef, _ = models.abstract(config)
+      (config, graphdef), params, checkpoint_step = checkpointing.load_params(path, build, step)
   return Separator(config, graphdef, params, step=checkpoint_step, path=path, window=window,
                    batch_size=batch_size, devices=devices)

@@ -8,6 +8,7 @@ from typing import Any, Callable
 import jax
 from flax import nnx
 
+from srcvq_jax import errors
 from srcvq_jax.models import vqvae
 from srcvq_jax.models.vqvae import VQVAE, ModelOutput  # noqa: F401
 
@@ -18,7 +19,7 @@ def create(config, seed: int = 0) -> nnx.Module:
   """The model named by config.model.name, with parameters from `seed`."""
   name = config.model.name
   if name not in _MODELS:
-    raise ValueError(f'model.name={name!r}: expected one of {tuple(_MODELS)}')
+    raise errors.ConfigError(f'model.name={name!r}: expected one of {tuple(_MODELS)}')
   return _MODELS[name](config, rngs=nnx.Rngs(params=seed))
 
 

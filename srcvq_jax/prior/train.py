@@ -145,17 +145,15 @@ def _load(prior_workdir: str, vqvae_config, step: int | None):
 
   on_one_device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
 
-  def abstract(config):
-    return models.abstract_of(lambda: model.create(config.prior, vqvae_config), on_one_device)
-
-  def params_target(config_dict):
+  def build(config_dict):
     if 'prior' not in config_dict:
       raise errors.UserError(f'{prior_workdir} is not a prior\'s workdir (its config has no prior section)')
-    return abstract(ml_collections.ConfigDict(config_dict))[1]
+    config = ml_collections.ConfigDict(config_dict)
+    graphdef, target = models.abstract_of(lambda: model.create(config.prior, vqvae_config), on_one_device)
+    return (config, graphdef), target
 
-  config_dict, params, step = checkpointing.load_params(prior_workdir, params_target, step)
-  config = ml_collections.ConfigDict(config_dict)
-  return config, nnx.merge(abstract(config)[0], params), step
+  (config, graphdef), params, step = checkpointing.load_params(prior_workdir, build, step)
+  return config, nnx.merge(graphdef, params), step
 
 
 # --- Command line ------------------------------------------------------------------------------------------------
