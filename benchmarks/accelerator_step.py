@@ -5,7 +5,8 @@ of the default JAX backend (one chip), measured in one run:
   matmul          8192^3 products under jax.jit: float32 at JAX's default precision (TF32 on NVIDIA tensor cores),
                   float32 at precision=HIGHEST (true float32) and bfloat16: the peaks MFU is measured against
   jax             srcvq_jax.trainer.jit_train_step on a 1-device mesh (the benchmarks.train_step.JaxStep), every
-                  (batch, model.dtype) combination; MFU = FLOPs of the step (XLA:CPU's cost analysis of the float32
+                  (batch, model.dtype, model.conv_impl) combination: native convolutions (what 'auto' picks off the
+                  CPU) and the CPU's matmul forms, same params; MFU = FLOPs of the step (XLA:CPU's cost analysis of the float32
                   step: see counted_flops) / step time / the matmul peak of the step's dtype (float32 steps against
                   the default-precision float32 peak)
   torch_eager,    benchmarks/torch_reference.py on the same CUDA device (float32 with TF32 matmuls/convolutions
@@ -13,8 +14,8 @@ of the default JAX backend (one chip), measured in one run:
 Each timed sample is `--steps` consecutive steps with one wait at the end (as a training loop runs: dispatch of the
 next step overlaps the current one), reported per step; implementations interleave (common.interleaved).
 
-  python -m benchmarks.accelerator_step [--batches 4,32] [--dtypes float32,bfloat16] [--repeats 10] [--steps 10]
-                                        [--no_torch] [--no_compile] [--cpu]
+  python -m benchmarks.accelerator_step [--batches 4,64,256] [--dtypes float32,bfloat16] [--conv_impls native,matmul]
+                                        [--repeats 10] [--steps 10] [--no_torch] [--no_compile] [--cpu]
 
 On a machine without an accelerator it prints one 'skipped' line (so `make bench` passes over it; the CPU's
 comparison is benchmarks/train_step.py), unless --cpu asks to run it on the CPU anyway (a smoke test of the script).
@@ -53,11 +54,12 @@ def matmul_peaks(n: int, repeats: int) -> dict[str, float]:
   return peaks
 
 
-def step_config(batch_size: int, dtype: str):
+def step_config(batch_size: int, dtype: str, conv_impl: str = 'native'):
   from benchmarks import train_step  # pylint: disable=g-import-not-at-top
   config = train_step.base_config()
   config.data.batch_size = batch_size
   config.model.dtype = dtype
+  config.model.conv_impl = conv_impl
   return config
 
 
@@ -110,8 +112,9 @@ def torch_steps(config, batch, params, steps: int, *, compile: bool):
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--batches', default='4,32', help='comma-separated global batch sizes')
+  parser.add_argument('--batches', default='4,64,256', help='comma-separated global batch sizes')
   parser.add_argument('--dtypes', default='float32,bfloat16', help='comma-separated model.dtype values')
+  parser.add_argument('--conv_impls', default='native,matmul', help='comma-separated model.conv_impl values')
   parser.add_argument('--repeats', type=int, default=10)
   parser.add_argument('--steps', type=int, default=10, help='steps per timed sample (one wait at the end)')
   parser.add_argument('--matmul_n', type=int, default=0, help='matmul size (0: 8192 on GPU/TPU, 1024 on CPU)')
@@ -121,7 +124,7 @@ def main():
   args = parser.parse_args()
 
   import jax  # pylint: disable=g-import-not-at-top
-  from srcvq_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  from srcvq_jax import synthetic_data  # pylint: disable=g-import-not-at-top
 
   device = jax.devices()[0]
   on_cpu = device.platform == 'cpu'
@@ -139,23 +142,26 @@ def main():
 
   for batch_size in [int(b) for b in args.batches.split(',')]:
     config = step_config(batch_size, 'float32')
-    batch = next(input_pipeline.synthetic_batches(config, batch_size, seed=0))
+    batch = next(synthetic_data.synthetic_batches(config, batch_size, seed=0))
     # One count for every implementation: they all run the same model on the same batch.
     step_flops = counted_flops(config, batch) or 0.0
     fns, extra, params = {}, {}, None
+    impls = args.conv_impls.split(',')
     for dtype in args.dtypes.split(','):
-      name = f'jax {dtype}'
-      fns[name], step = jax_steps(step_config(batch_size, dtype), batch, args.steps)
-      extra[name] = {'peak': dtype, 'compile_s': step.compile_s,
-                     'backend_cost_analysis_tflop': (step.flops or 0) / 1e12}
-      params = step.initial_params
+      for conv_impl in impls:
+        name = f'jax {dtype}' + (f' {conv_impl}' if len(impls) > 1 else '')
+        fns[name], step = jax_steps(step_config(batch_size, dtype, conv_impl), batch, args.steps)
+        extra[name] = {'peak': dtype, 'compile_s': step.compile_s, 'conv_impl': conv_impl,
+                       'backend_cost_analysis_tflop': (step.flops or 0) / 1e12}
+        params = step.initial_params
     if torch is not None:
       for compile in (False,) if args.no_compile else (False, True):
         name = f'torch_{"compile" if compile else "eager"} float32 (TF32)'
         fns[name], first = torch_steps(config, batch, params, args.steps, compile=compile)
         extra[name] = {'peak': 'float32', 'first_step_s': first}
     stats = common.interleaved(fns, warmup=2, repeats=args.repeats)
-    reference = stats['jax float32']['median_ms'] if 'jax float32' in stats else None
+    first = next(iter(fns))  # float32 with the first conv_impl
+    reference = stats[first]['median_ms'] if first.startswith('jax float32') else None
     for name, s in stats.items():
       per_step = {k: (v / args.steps if k.endswith('_ms') else v) for k, v in s.items() if k != 'samples_ms'}
       seconds = per_step['median_ms'] * 1e-3
@@ -165,7 +171,7 @@ def main():
                   units='ms/step', device=device.device_kind, examples_per_s=batch_size / seconds,
                   tflop_per_step=step_flops / 1e12, mfu=step_flops / seconds / (peaks[peak] * 1e12),
                   mfu_against=f'{peak} matmul',
-                  time_vs_jax_float32=(s['median_ms'] / reference) if reference else None, **info)
+                  time_vs_first_jax=(s['median_ms'] / reference) if reference else None, **info)
   common.emit('accelerator_step', impl='summary', config=CONFIG_NAME, units='TFLOP/s', device=device.device_kind,
               platform=device.platform, peaks_tflops=peaks, **common.environment())
 

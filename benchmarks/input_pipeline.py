@@ -1,10 +1,12 @@
-"""Input pipeline throughput (examples/s from TFRecords) against what the train step consumes, same config.
+"""Training-batch throughput (examples/s from the TFDS build's crop store, srcvq_jax/crop_store.py) against what
+the train step consumes, same config.
 
   python -m benchmarks.input_pipeline [--data_dir=DIR --dataset=chorale_mix] [--config=small]
 
 Without --data_dir it renders a small ChoraleMix (8 tracks x 15 s) and builds it in a temp dir first. Prints one
-JSON line for the pipeline (with whether TensorFlow's oneDNN kernels ran: TF_ENABLE_ONEDNN_OPTS=0/1 chooses), one
-for the step, and one with the ratio (goal: pipeline >= 5x the step).
+JSON line for the pipeline (first_batch_s includes building the store on first use; tf_onednn: whether TensorFlow's
+oneDNN kernels ran while building it, TF_ENABLE_ONEDNN_OPTS=0/1 chooses), one for the step, and one with the ratio
+(goal: pipeline >= 5x the step).
 """
 import argparse
 import importlib
@@ -34,13 +36,13 @@ def pipeline_rate(config, batches: int) -> tuple[float, float]:
 
 
 def step_rate(config, steps: int) -> float:
-  from srcvq_jax import input_pipeline, sharding, trainer  # pylint: disable=g-import-not-at-top
+  from srcvq_jax import sharding, synthetic_data, trainer  # pylint: disable=g-import-not-at-top
   mesh = sharding.create_mesh(config.mesh)
   tx = loop.create_optimizer(config)
   with jax.set_mesh(mesh):
     graphdef, state = trainer.create_train_state(config, mesh, tx)
     step = trainer.jit_train_step(config, graphdef, tx, mesh, jax.tree.map(lambda x: x.sharding, state))
-    batch = sharding.to_global(next(input_pipeline.synthetic_batches(config, config.data.batch_size, 0)), mesh)
+    batch = sharding.to_global(next(synthetic_data.synthetic_batches(config, config.data.batch_size, 0)), mesh)
     state, metrics = step(state, batch, jax.random.key(0))
     jax.block_until_ready(metrics)
     times = []
@@ -78,7 +80,7 @@ def main():
     config.data.dataset = args.dataset
     config.data.data_dir = data_dir
     examples_per_s, first_batch_s = pipeline_rate(config, args.batches)
-    common.emit('input_pipeline', config=args.config, impl='tf.data', units='examples/s',
+    common.emit('input_pipeline', config=args.config, impl='crop_store', units='examples/s',
                 examples_per_s=examples_per_s, first_batch_s=first_batch_s, batch_size=config.data.batch_size,
                 segment_length=config.data.segment_length, sample_rate=config.data.sample_rate,
                 tf_onednn=tf_onednn_enabled())

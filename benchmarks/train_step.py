@@ -4,9 +4,10 @@ Measured side by side in one process, interleaved (common.py; each timed step fo
 implementation, --settle), on the same synthetic batch and the same initial parameters (ported into
 benchmarks/torch_reference.py, whose loss and gradients tests/torch_parity_test.py checks):
   jax             srcvq_jax.trainer.jit_train_step on a 1-device mesh (the first device, whatever XLA_FLAGS
-                  says); --devices 1,4 adds a 4-device mesh where XLA_FLAGS=--xla_force_host_platform_device_count
-                  gives that many fake CPU devices (they share the same cores; the batch of 4 must split over the
-                  mesh, so not 8)
+                  says), with the matmul layer forms (model.conv_impl=auto on CPU); jax_native_conv: the same
+                  step with native convolutions (model.conv_impl=native, same params); --devices 1,4 adds a
+                  4-device mesh where XLA_FLAGS=--xla_force_host_platform_device_count gives that many fake CPU
+                  devices (they share the same cores; the batch of 4 must split over the mesh, so not 8)
   torch_eager     torch_reference.TrainStep (foreach Adam), with 1 and 2 intra-op threads (see TorchStep)
   torch_compile   the same with forward + losses under torch.compile (default mode, inductor)
   matmul          float32 2048^3 jax.jit and torch matmuls, interleaved with the steps: the peak that the FLOP
@@ -25,7 +26,7 @@ block alone, ours vs PyTorch eager, with its share of the matmul peak.
 from __future__ import annotations
 
 import argparse
-import contextlib
+import dataclasses
 import os
 import time
 
@@ -59,14 +60,18 @@ def flops_of(compiled) -> float | None:
 class JaxStep:
   """The project's jitted, sharded, donating train step on the first `num_devices` devices of `backend`."""
 
-  def __init__(self, config, batch: dict[str, np.ndarray], num_devices: int = 1, backend: str | None = None):
+  def __init__(self, config, batch: dict[str, np.ndarray], num_devices: int = 1, backend: str | None = None,
+               forms=None):
+    """forms: the layers' forms (srcvq_jax.models.layers.LayerForms); None: config.model.conv_impl's."""
+    import functools  # pylint: disable=g-import-not-at-top
     import jax  # pylint: disable=g-import-not-at-top
     from srcvq_jax import sharding  # pylint: disable=g-import-not-at-top
     from srcvq_jax import trainer  # pylint: disable=g-import-not-at-top
     self.mesh = sharding.create_mesh(config.mesh, devices=jax.devices(backend)[:num_devices])
     tx = loop.create_optimizer(config)
     with jax.set_mesh(self.mesh):
-      graphdef, self.state = trainer.create_train_state(config, self.mesh, tx)
+      graphdef, self.state = loop.create_train_state(functools.partial(models.create, config, forms=forms),
+                                                     config.train.seed, self.mesh, tx)
       self.initial_params = jax.device_get(self.state['params'])
       step = trainer.jit_train_step(config, graphdef, tx, self.mesh,
                                     jax.tree.map(lambda x: x.sharding, self.state))
@@ -130,38 +135,6 @@ def torch_flops(config, batch, params) -> float | None:
   return float(counter.get_total_flops())
 
 
-@contextlib.contextmanager
-def _without_weight_gradients():
-  """While tracing inside the block, layers.matmul gives zero kernel gradients (a measurement, not a model)."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from srcvq_jax.models import layers  # pylint: disable=g-import-not-at-top
-
-  @jax.custom_vjp
-  def product(x, kernel):
-    return jnp.dot(x, kernel, preferred_element_type=jnp.float32)
-
-  def forward(x, kernel):
-    return product(x, kernel), (x, kernel)
-
-  def backward(residuals, grad):
-    x, kernel = residuals
-    return jnp.dot(grad, kernel.T).astype(x.dtype), jnp.zeros_like(kernel)
-
-  product.defvjp(forward, backward)
-
-  def matmul(x, kernel, dtype):
-    y = product(x.reshape(-1, x.shape[-1]).astype(dtype), kernel.astype(dtype))
-    return y.reshape(*x.shape[:-1], kernel.shape[-1])
-
-  original = layers.matmul
-  layers.matmul = matmul
-  try:
-    yield
-  finally:
-    layers.matmul = original
-
-
 def run_ablations(args, batch):
   """Step time with parts removed (each variant its own jitted step), interleaved: where the time goes."""
   import jax  # pylint: disable=g-import-not-at-top
@@ -187,8 +160,10 @@ def run_ablations(args, batch):
     fns[name], flops[name] = step, step.flops
   # The weight gradients (x^T dy of every layers.matmul) left out: what they cost in the step. XLA:CPU runs them
   # as Eigen dots, asynchronously, so a trace's op events show only part of their time (--profile).
-  with _without_weight_gradients():
-    step = JaxStep(base_config(), batch, 1)
+  from srcvq_jax.models import layers  # pylint: disable=g-import-not-at-top
+  config = base_config()
+  forms = dataclasses.replace(layers.forms_for(config.model.conv_impl), weight_gradients=False)
+  step = JaxStep(config, batch, 1, forms=forms)
   fns['no weight-gradient matmuls'], flops['no weight-gradient matmuls'] = step, step.flops
 
   # Forward only (loss value, no gradient, no Adam) and the loss with eval-mode (argmax) codes.
@@ -350,36 +325,33 @@ def run_blocks(args, batch):
 
 # --- Candidates: the layer forms srcvq_jax/models/layers.py chooses between, each forced everywhere ----------------
 
-# name -> (layer class attribute, value) that forces one form; the current layers choose per layer by shape.
+# name -> the layers.LayerForms field values that force one form everywhere (on top of the matmul forms); the
+# matmul forms choose per layer by shape.
 CANDIDATES = {
-    'GatedDense: one matmul + split everywhere': ('GatedDense', 'SPLIT_MAX_IN_FEATURES', 0),
-    'GatedDense: value/gate matmuls everywhere': ('GatedDense', 'SPLIT_MAX_IN_FEATURES', 1 << 30),
-    'StridedConv: block product everywhere': ('StridedConv', 'FORM', 'blocks'),
-    'TransposedConv: output side everywhere': ('TransposedConv', 'FORM', 'output'),
-    'TransposedConv: input side everywhere': ('TransposedConv', 'FORM', 'input'),
+    'native convolutions (model.conv_impl=native)': None,
+    'GatedDense: one matmul + split everywhere': dict(split_gate_max_in_features=0),
+    'GatedDense: value/gate matmuls everywhere': dict(split_gate_max_in_features=1 << 30),
+    'StridedConv: block product everywhere': dict(strided='blocks'),
+    'TransposedConv: output side everywhere': dict(transposed='output'),
+    'TransposedConv: input side everywhere': dict(transposed='input'),
 }
 
 
 def run_candidates(args, batch):
-  """The current step vs each layer form forced everywhere, and vs the batch in one part, interleaved (same params,
-  same batch).
+  """The matmul forms (what model.conv_impl=auto picks on CPU) vs native convolutions, vs each matmul form forced
+  everywhere, and vs the batch in one part, interleaved (same params, same batch).
 
   Every form computes the same function (tests/models_test.py); only speed differs. speedup > 1 means the
   candidate is faster than the current choice.
   """
   from srcvq_jax.models import layers  # pylint: disable=g-import-not-at-top
-  steps = {'current step': JaxStep(base_config(), batch, 1)}
+  steps = {'current step': JaxStep(base_config(), batch, 1, forms=layers.MATMUL)}
   whole = base_config()
   whole.train.microbatches = 1
-  steps['whole batch in one part (train.microbatches=1)'] = JaxStep(whole, batch, 1)
-  for name, (cls_name, attribute, value) in CANDIDATES.items():
-    cls = getattr(layers, cls_name)
-    previous = getattr(cls, attribute)
-    setattr(cls, attribute, value)
-    try:
-      steps[name] = JaxStep(base_config(), batch, 1)  # traced and compiled with the forced form
-    finally:
-      setattr(cls, attribute, previous)
+  steps['whole batch in one part (train.microbatches=1)'] = JaxStep(whole, batch, 1, forms=layers.MATMUL)
+  for name, fields in CANDIDATES.items():
+    forms = layers.NATIVE if fields is None else dataclasses.replace(layers.MATMUL, **fields)
+    steps[name] = JaxStep(base_config(), batch, 1, forms=forms)
   losses = {name: float(step()) for name, step in steps.items()}  # first step: same params, same batch
   stats = common.interleaved(steps, warmup=2, repeats=args.repeats)
   base = stats['current step']['median_ms']
@@ -461,10 +433,10 @@ def main():
   args = parser.parse_args()
 
   import jax  # pylint: disable=g-import-not-at-top
-  from srcvq_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  from srcvq_jax import synthetic_data  # pylint: disable=g-import-not-at-top
 
   config = base_config()
-  batch = next(input_pipeline.synthetic_batches(config, config.data.batch_size, seed=0))
+  batch = next(synthetic_data.synthetic_batches(config, config.data.batch_size, seed=0))
   visible = jax.device_count()
   fns, jax_steps = {}, {}
   for count in sorted({1} | {int(c) for c in args.devices.split(',')}):  # 1 always: the ratios use it
@@ -477,6 +449,10 @@ def main():
     jax_steps[count] = step
     fns['jax' if count == 1 else f'jax_{count}dev'] = step
   first = jax_steps[min(jax_steps)]
+  # The same step with native convolutions (model.conv_impl=native, what 'auto' picks on GPUs/TPUs), same params.
+  from srcvq_jax.models import layers  # pylint: disable=g-import-not-at-top
+  native = JaxStep(config, batch, 1, forms=layers.NATIVE)
+  fns['jax_native_conv'] = native
 
   torch = common.torch_or_none()
   first_step_s = {}
@@ -528,7 +504,7 @@ def main():
       extra['peak_fraction'] = extra['gflops'] / peak
     extra['speedup_of_jax'] = s['median_ms'] / jax_ms  # > 1: our step is faster than this one
     if impl.startswith('jax'):
-      step = jax_steps[1 if impl == 'jax' else int(impl.split('_')[1][:-3])]
+      step = native if impl == 'jax_native_conv' else jax_steps[1 if impl == 'jax' else int(impl.split('_')[1][:-3])]
       extra.update(mesh_devices=len(step.mesh.devices.flat), visible_devices=visible,
                    microbatches=step.microbatches, trace_s=step.trace_s, compile_s=step.compile_s)
     else:
@@ -543,6 +519,8 @@ def main():
       'peak_gflops': peak, 'peak_impl': peak_impl,
       'jax_peak_fraction': (step_flops / (jax_ms * 1e-3) / 1e9 / peak) if step_flops else None,
       'jax_compile_s': first.compile_s, 'jax_trace_s': first.trace_s, 'jax_microbatches': first.microbatches,
+      'jax_native_conv_ms': stats['jax_native_conv']['median_ms'],
+      'matmul_forms_speedup_vs_native_conv': stats['jax_native_conv']['median_ms'] / jax_ms,
   }
   for kind in ('torch_eager', 'torch_compile'):
     timed = {k: s for k, s in stats.items() if k.startswith(kind + '_')}

@@ -14,8 +14,6 @@ SOURCES = ('vocals', 'bass', 'drums', 'other')
 
 def get_config():
   config = ml_collections.ConfigDict()
-  # Shared values are FieldReferences so one override reaches every user of the value.
-  sample_rate = ml_collections.FieldReference(44100)
 
   # --- Data --------------------------------------------------------------------------------------------------------
   config.data = data = ml_collections.ConfigDict()
@@ -29,7 +27,7 @@ def get_config():
   data.train_split = 'train'
   data.eval_split = 'validation'
   # Samples per second of the model's audio; the pipeline resamples when the dataset's rate differs (integer ratio).
-  data.sample_rate = sample_rate
+  data.sample_rate = 44100
   # Audio channels (stereo).
   data.channels = 2
   # Source names, in slot order of the latent code.
@@ -48,11 +46,8 @@ def get_config():
   data.gain_min = 0.25
   data.gain_max = 1.25
   data.channel_swap = True
-  # Random crops taken from each stored chunk read (0 = as many as the chunk holds): reading a 10 s TFRecord for
-  # one 1 s crop would make the pipeline I/O-bound.
-  data.crops_per_chunk = 0
-  # tf.data shuffle buffer (examples) and seed of all data randomness.
-  data.shuffle_buffer = 1024
+  # Seed of all data randomness: training example g of step t is a function of (seed, split, t, g), so a resumed run
+  # continues the stream exactly (srcvq_jax/crop_store.py).
   data.seed = 0
 
   # --- Model -------------------------------------------------------------------------------------------------------
@@ -72,6 +67,9 @@ def get_config():
   # residual_kernel): 0 = the paper's plain blocks.
   model.residual_units = 0
   model.residual_kernel = 3
+  # How convolutions compute (never what: the params are the same): 'matmul' (matmul forms, fast on XLA:CPU),
+  # 'native' (lax.conv_general_dilated, for GPUs/TPUs) or 'auto' (matmul on CPU, native elsewhere).
+  model.conv_impl = 'auto'
 
   # --- Quantizer ---------------------------------------------------------------------------------------------------
   config.quantizer = q = ml_collections.ConfigDict()

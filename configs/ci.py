@@ -10,7 +10,6 @@ def get_config():
   config.data.sample_rate = 8000
   config.data.segment_length = 4096
   config.data.batch_size = 8
-  config.data.shuffle_buffer = 16
   config.model.channels = (8, 16)
   config.model.strides = (4, 4)
   config.quantizer.codebook_size = 16

@@ -23,7 +23,7 @@ Builder configs:
                     overlaps the one before), so every chunk of a track at least one chunk long has full length.
                     A track shorter than one chunk is kept as one shorter example (the pipeline pads its crops);
                     their count is logged.
-  tracks            one example per whole track (offset 0), for evaluation (`input_pipeline.load_tracks`).
+  tracks            one example per whole track (offset 0), for evaluation (`tfds_data.load_tracks`).
 
 Splits: train / validation / test. test = MUSDB's test subset. validation = the validation subset of MUSDB's train
 subset: musdb's official list (`split='valid'`), or, when ROOT/validation_tracks.txt exists (ChoraleMix writes one),
@@ -47,6 +47,7 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
+from data_prep import musdb_splits
 from srcvq_jax.errors import DataError
 
 __all__ = ['DataError', 'Musdb18', 'ChoraleMix', 'BuilderConfig', 'list_tracks', 'chunk_offsets', 'SOURCES']
@@ -57,19 +58,11 @@ MIXTURE = 'mixture'
 SAMPLE_RATE = 44100
 CHANNELS = 2
 DEFAULT_CHUNK_SECONDS = 10.0
-# Per-dataset list of validation tracks (names of ROOT/train/<name>), overriding musdb's official list.
-VALIDATION_LIST = 'validation_tracks.txt'
 # AAC streams of one .stem.mp4 may differ by encoder padding (at most a frame or two); longer differences are errors.
 _STEM_MP4_LENGTH_TOLERANCE = 2048
 
 
 # --- Listing and checking tracks (no TensorFlow) ---------------------------------------------------------------
-
-
-def _first_line(text: str) -> str:
-  """The last non-empty line of a tool's message (ffmpeg puts the reason last), trimmed for a one-line error."""
-  lines = [l.strip() for l in str(text).splitlines() if l.strip()]
-  return (lines[-1] if lines else 'unknown error')[:300]
 
 
 def _check_wav_track(track_dir: str) -> tuple[list[str], int]:
@@ -88,7 +81,7 @@ def _check_wav_track(track_dir: str) -> tuple[list[str], int]:
     try:
       info = sf.info(path)
     except Exception as e:  # pylint: disable=broad-except  (libsndfile raises several types)
-      problems.append(f'{path}: cannot read audio ({_first_line(e)})')
+      problems.append(f'{path}: cannot read audio ({musdb_splits.first_line(e)})')
       continue
     if info.samplerate != SAMPLE_RATE:
       problems.append(f'{path}: sample rate {info.samplerate} Hz, expected {SAMPLE_RATE} Hz')
@@ -110,7 +103,8 @@ def _check_stem_mp4(path: str) -> tuple[list[str], int]:
   try:
     info = stempeg.Info(path)
   except Exception as e:  # pylint: disable=broad-except  (ffmpeg.Error carries ffprobe's stderr)
-    return [f'{path}: cannot read audio ({_first_line(getattr(e, "stderr", b"").decode(errors="replace") or e)})'], 0
+    reason = musdb_splits.first_line(getattr(e, 'stderr', b'').decode(errors='replace') or e)
+    return [f'{path}: cannot read audio ({reason})'], 0
   expected = 1 + len(SOURCES)
   if info.nb_audio_streams != expected:
     return [f'{path}: {info.nb_audio_streams} audio stream(s), expected {expected} (mixture, drums, bass, other, '
@@ -133,16 +127,6 @@ def _check_stem_mp4(path: str) -> tuple[list[str], int]:
   return problems, min(lengths)
 
 
-def _read_validation_list(root: str) -> list[str] | None:
-  """Names in ROOT/validation_tracks.txt (blank lines and '#' comments ignored), or None without the file."""
-  path = os.path.join(root, VALIDATION_LIST)
-  if not os.path.isfile(path):
-    return None
-  with open(path, encoding='utf-8') as f:
-    names = [line.strip() for line in f]
-  return [n for n in names if n and not n.startswith('#')]
-
-
 def _raise_problems(problems: Sequence[str]) -> None:
   """Logs every problem and raises DataError with the first one (one line)."""
   if not problems:
@@ -151,16 +135,6 @@ def _raise_problems(problems: Sequence[str]) -> None:
     logging.error('bad input: %s', p)
   more = f' (and {len(problems) - 1} more problem(s), listed in the log)' if len(problems) > 1 else ''
   raise DataError(problems[0] + more)
-
-
-def _musdb_db(root: str, is_wav: bool, subsets: str, split: str | None):
-  """musdb.DB with its errors (ffprobe, missing folders) turned into DataError."""
-  import musdb  # pylint: disable=g-import-not-at-top
-
-  try:
-    return musdb.DB(root=root, is_wav=is_wav, subsets=subsets, split=split)
-  except Exception as e:  # pylint: disable=broad-except  (musdb/stempeg raise bare RuntimeError/Warning/ffmpeg.Error)
-    raise DataError(f'{root}: musdb could not list the {subsets} tracks ({_first_line(e)})') from e
 
 
 @dataclasses.dataclass
@@ -217,22 +191,7 @@ def list_tracks(root: str, is_wav: bool) -> dict[str, list[Track]]:
     raise DataError(f'{root}: no tracks found under train/ or test/ (expected {layout}){hint}')
   _raise_problems(problems)
 
-  custom_validation = _read_validation_list(root)
-  splits: dict[str, list[Any]] = {}
-  if custom_validation is None:
-    splits['train'] = _musdb_db(root, is_wav, 'train', 'train').tracks
-    splits['validation'] = _musdb_db(root, is_wav, 'train', 'valid').tracks
-  else:
-    train = _musdb_db(root, is_wav, 'train', None).tracks
-    names = {t.name for t in train}
-    unknown = [n for n in custom_validation if n not in names]
-    if unknown:
-      raise DataError(f'{os.path.join(root, VALIDATION_LIST)}: {len(unknown)} name(s) not in {root}/train, '
-                      f'e.g. {unknown[0]!r}')
-    wanted = set(custom_validation)
-    splits['train'] = [t for t in train if t.name not in wanted]
-    splits['validation'] = [t for t in train if t.name in wanted]
-  splits['test'] = _musdb_db(root, is_wav, 'test', None).tracks
+  splits = musdb_splits.split_tracks(root, is_wav)
 
   result = {}
   for split, tracks in splits.items():
@@ -271,7 +230,7 @@ def load_stems(track: Track, is_wav: bool) -> dict[str, np.ndarray]:
     try:
       audio = _read_source(source, is_wav)
     except Exception as e:  # pylint: disable=broad-except  (stempeg raises Warning / ValueError / ffmpeg.Error)
-      raise DataError(f'{where}: cannot decode ({_first_line(e)})') from e
+      raise DataError(f'{where}: cannot decode ({musdb_splits.first_line(e)})') from e
     if audio.ndim != 2 or audio.shape[1] != CHANNELS:
       raise DataError(f'{where}: decoded shape {audio.shape}, expected [samples, {CHANNELS}]')
     # ffmpeg returns fewer samples than the header promises for a truncated file (it does not fail), and an AAC
@@ -382,7 +341,7 @@ class Musdb18(tfds.core.GeneratorBasedBuilder):
       try:
         root = os.fspath(dl_manager.manual_dir)
       except Exception as e:  # pylint: disable=broad-except  (tfds raises AssertionError when unset/missing)
-        raise DataError(f'no dataset root: pass root= or manual_dir ({_first_line(e)})') from e
+        raise DataError(f'no dataset root: pass root= or manual_dir ({musdb_splits.first_line(e)})') from e
     is_wav = self._is_wav
     if is_wav is None:
       is_wav = not any(f.endswith('.stem.mp4') for s in ('train', 'test') if os.path.isdir(os.path.join(root, s))

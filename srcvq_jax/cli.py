@@ -50,9 +50,8 @@ def relaunch_with_tcmalloc() -> None:
   """Re-executes this command (same interpreter and arguments) with tcmalloc preloaded, once.
 
   Why: XLA:CPU allocates every buffer of a step afresh, and glibc's malloc hands out large blocks as new mmaps
-  whose pages fault on first touch, every step (configs/base.py on the 2-core CPU: 16k page faults for one 64 MiB
-  buffer; the train step takes ~250 ms with glibc, ~170 ms with tcmalloc, which keeps and reuses the memory;
-  benchmarks/train_step.py). Cloud TPU VM images preload tcmalloc for the same reason. A no-op where another
+  whose pages fault on first touch, every step; tcmalloc keeps and reuses the memory (docs/design.md, "CPU
+  runtime: tcmalloc", has the figures). Cloud TPU VM images preload tcmalloc for the same reason. A no-op where another
   allocator is already preloaded, where tcmalloc is not installed, off Linux, or with SRCVQ_TCMALLOC=0. Call it
   first in a command's `__main__` block, before anything heavy is imported.
   """
@@ -64,7 +63,7 @@ def relaunch_with_tcmalloc() -> None:
   library = find_tcmalloc()
   if library is None:
     print('note: tcmalloc is not installed (Debian: apt-get install libtcmalloc-minimal4); XLA:CPU steps run '
-          '~1.5x slower with the system allocator', file=sys.stderr)
+          'slower with the system allocator', file=sys.stderr)
     return
   env = dict(os.environ, LD_PRELOAD=' '.join(filter(None, [library, preload])))
   sys.stdout.flush()

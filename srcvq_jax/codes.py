@@ -39,6 +39,7 @@ import zipfile
 
 import numpy as np
 
+from srcvq_jax import audio as audio_lib
 from srcvq_jax import cli
 from srcvq_jax import config_lib
 from srcvq_jax import errors
@@ -212,10 +213,9 @@ def load(path: str) -> Codes:
 
 def encode_audio(separator, audio: np.ndarray, rate: int, *, progress: bool = False) -> Codes:
   """Codes of float [T, C] audio at `rate` (any rate and channel count that separate accepts)."""
-  from srcvq_jax import inference  # pylint: disable=g-import-not-at-top
 
-  x = inference.match_channels(np.asarray(audio, np.float32), separator.channels)
-  x = inference.resample(x, rate, separator.sample_rate, axis=0)
+  x = audio_lib.match_channels(np.asarray(audio, np.float32), separator.channels)
+  x = audio_lib.resample(x, rate, separator.sample_rate, axis=0)
   codes = separator.encode(x, progress=progress)
   return Codes(codes=codes, active=np.ones(codes.shape[:2], bool), sources=tuple(separator.sources),
                codebook_size=separator.codebook_size, stride=separator.stride, model_rate=separator.sample_rate,
@@ -251,16 +251,15 @@ def selection_masks(codes: Codes, sources=None, *, together: bool = False) -> np
 def decode_audio(separator, codes: Codes, sources=None, *, together: bool = False,
                  progress: bool = False) -> np.ndarray:
   """Decodes the selected sources: float32 [M, T, C] at the audio's rate, length and channels (M = 1 together)."""
-  from srcvq_jax import inference  # pylint: disable=g-import-not-at-top
 
   check_model(codes, separator)
   masks = selection_masks(codes, sources, together=together)
   audio = separator.decode(codes.codes, masks, progress=progress)  # [M, T' * stride, C] at the model's rate
-  audio = inference.resample(audio, separator.sample_rate, codes.sample_rate, axis=1)
+  audio = audio_lib.resample(audio, separator.sample_rate, codes.sample_rate, axis=1)
   length = codes.num_samples
   audio = audio[:, :length] if audio.shape[1] >= length else np.pad(
       audio, ((0, 0), (0, length - audio.shape[1]), (0, 0)))
-  return inference.match_channels(audio, codes.channels)
+  return audio_lib.match_channels(audio, codes.channels)
 
 
 # --- Edits -------------------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ _TUPLE_FIELDS = (('model', 'channels'), ('model', 'strides'), ('data', 'sources'
 ADDED_FIELDS = {
     ('model', 'residual_units'): 0,
     ('model', 'residual_kernel'): 3,
+    ('model', 'conv_impl'): 'auto',
     ('quantizer', 'kind'): 'gumbel',
     ('quantizer', 'fsq_levels'): (8, 5, 5, 5),
     ('quantizer', 'codes_per_source'): (),
@@ -31,9 +32,12 @@ ADDED_FIELDS = {
     ('optim', 'final_lr_fraction'): 0.05,
     ('train', 'sdr_tracks'): 0,
     ('train', 'sdr_seconds'): 8.0,
+    ('train', 'microbatches'): 0,
 }
 QUANTIZER_KINDS = ('gumbel', 'fsq')
 LR_SCHEDULES = ('constant', 'cosine')
+# How the layers compute (srcvq_jax/models/layers.py forms_for): 'auto' = matmul forms on CPU, native elsewhere.
+CONV_IMPLS = ('auto', 'native', 'matmul')
 
 
 
@@ -45,7 +49,7 @@ def total_stride(config) -> int:
 
 def codes_per_source(config) -> tuple[int, ...]:
   """Codes each source uses per frame (quantizer.codes_per_source, or num_codebooks for every source)."""
-  counts = tuple(int(c) for c in config.quantizer.get('codes_per_source', ()))
+  counts = tuple(int(c) for c in config.quantizer.codes_per_source)
   return counts or (int(config.quantizer.num_codebooks),) * len(config.data.sources)
 
 
@@ -96,6 +100,7 @@ def validate(config, num_devices: int | None = None) -> None:
           'non-zero lengths')
   require(all(s >= 1 for s in model.strides), f'model.strides={tuple(model.strides)} must be >= 1')
   require(all(c >= 1 for c in model.channels), f'model.channels={tuple(model.channels)} must be >= 1')
+  require(model.conv_impl in CONV_IMPLS, f'model.conv_impl={model.conv_impl!r}: expected one of {CONV_IMPLS}')
   stride = total_stride(config)
   require(data.segment_length % stride == 0,
           f'data.segment_length={data.segment_length} is not a multiple of the total stride {stride} '
@@ -152,8 +157,7 @@ def validate(config, num_devices: int | None = None) -> None:
   require(train.num_steps >= 0, f'train.num_steps={train.num_steps} must be >= 0')
   for name in ('log_every', 'checkpoint_every', 'eval_every', 'keep_checkpoints'):
     require(train[name] >= 1, f'train.{name}={train[name]} must be >= 1')
-  microbatches = train.get('microbatches', 0)  # absent from configs saved before the field existed
-  require(microbatches >= 0, f'train.microbatches={microbatches} must be >= 0 (0 = auto)')
+  require(train.microbatches >= 0, f'train.microbatches={train.microbatches} must be >= 0 (0 = auto)')
   require(config.mesh.data == -1 or config.mesh.data >= 1, f'mesh.data={config.mesh.data}: -1 or >= 1')
   require(config.mesh.fsdp >= 1, f'mesh.fsdp={config.mesh.fsdp} must be >= 1')
 

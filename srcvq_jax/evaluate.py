@@ -5,7 +5,7 @@
       [--museval] [--noanalysis]
 
 --workdir is a training workdir (its latest checkpoint) or an export dir. Tracks come from the TFDS 'tracks' build
-(input_pipeline.load_tracks, at --data_dir or the config's data.data_dir) or, with --musdb_root, from a MUSDB18(-HQ)
+(tfds_data.load_tracks, at --data_dir or the config's data.data_dir) or, with --musdb_root, from a MUSDB18(-HQ)
 layout read by musdb.DB(root, is_wav=True) (ChoraleMix renders that layout). Every track is separated whole with
 the chunked inference of srcvq_jax.inference (argmax codes; slot i alone decodes source i).
 
@@ -44,8 +44,10 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from srcvq_jax import audio as audio_lib
 from srcvq_jax import cli
 from srcvq_jax import errors
+from srcvq_jax import eval_report
 
 FLAGS = flags.FLAGS
 
@@ -79,10 +81,8 @@ ROW_TITLES = {
     'silence': 'silence (0 dB by definition)',
     'mixture_x0.25': '0.25 x mixture',
 }
-_MUSDB_SPLITS = {'test': ('test', None), 'train': ('train', 'train'), 'validation': ('train', 'valid'),
-                 'valid': ('train', 'valid')}
-# ChoraleMix writes this musdb setup (its validation list) into its root; MUSDB18 roots use musdb's own.
-_MUSDB_SETUP = 'musdb_setup.yaml'
+# --split names with --musdb_root -> data_prep.musdb_splits' splits (which owns which track is in which).
+_MUSDB_SPLITS = {'test': 'test', 'train': 'train', 'validation': 'validation', 'valid': 'validation'}
 
 
 # --- Tracks ------------------------------------------------------------------------------------------------------
@@ -94,7 +94,8 @@ def musdb_tracks(root: str, split: str, sources, *, is_wav: bool = True, max_tra
 
   Args:
     root: the dataset root (train/ and test/ under it).
-    split: 'test', 'train' or 'validation' (musdb's train/valid split of the train subset).
+    split: 'test', 'train' or 'validation' (as data_prep.musdb_splits splits the train subset: musdb's list, or the
+      root's validation_tracks.txt).
     sources: source names, in slot order.
     is_wav: MUSDB18-HQ wav folders (True) or MUSDB18 .stem.mp4.
     max_tracks: only the first N tracks.
@@ -110,14 +111,16 @@ def musdb_tracks(root: str, split: str, sources, *, is_wav: bool = True, max_tra
     raise errors.UserError(f'--musdb_root={root}: no such directory')
   if split not in _MUSDB_SPLITS:
     raise errors.UserError(f'--split={split}: expected one of {sorted(_MUSDB_SPLITS)} with --musdb_root')
-  subset, musdb_split = _MUSDB_SPLITS[split]
+  subset = 'test' if _MUSDB_SPLITS[split] == 'test' else 'train'
   if not os.path.isdir(os.path.join(root, subset)):
     raise errors.UserError(f'--musdb_root={root}: no {subset}/ folder (split {split!r})')
-  import musdb  # pylint: disable=g-import-not-at-top
+  from data_prep import musdb_splits  # pylint: disable=g-import-not-at-top
 
-  setup = _MUSDB_SETUP if musdb_split and os.path.isfile(os.path.join(root, _MUSDB_SETUP)) else None
-  db = musdb.DB(root=root, is_wav=is_wav, subsets=subset, split=musdb_split, setup_file=setup)
-  tracks = list(db.tracks)[:max_tracks] if max_tracks else list(db.tracks)
+  try:
+    tracks = musdb_splits.split_tracks(root, is_wav, (_MUSDB_SPLITS[split],))[_MUSDB_SPLITS[split]]
+  except errors.DataError as e:
+    raise errors.UserError(str(e)) from e
+  tracks = list(tracks)[:max_tracks] if max_tracks else list(tracks)
   if not tracks:
     raise errors.UserError(f'--musdb_root={root}: no tracks in split {split!r}')
 
@@ -135,12 +138,12 @@ def musdb_tracks(root: str, split: str, sources, *, is_wav: bool = True, max_tra
 
 
 def tfds_tracks(config, split: str, *, max_tracks: int | None = None, max_seconds: float | None = None):
-  """Tracks of the TFDS 'tracks' build (input_pipeline.load_tracks), already at the model's rate.
+  """Tracks of the TFDS 'tracks' build (tfds_data.load_tracks), already at the model's rate.
 
   Returns:
     (None: names unknown in advance, iterator of (name, stems [S, T, C], mixture [T, C], sample rate)).
   """
-  from srcvq_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  from srcvq_jax import tfds_data  # pylint: disable=g-import-not-at-top
 
   if not config.data.data_dir:
     raise errors.UserError('no data: pass --data_dir=DIR (a TFDS build of data_prep.build) or --musdb_root=DIR '
@@ -149,7 +152,7 @@ def tfds_tracks(config, split: str, *, max_tracks: int | None = None, max_second
 
   def iterate():
     try:
-      tracks = input_pipeline.load_tracks(config, split)
+      tracks = tfds_data.load_tracks(config, split)
       for name, stems in itertools.islice(tracks, max_tracks):
         if max_seconds:
           stems = stems[:, :int(round(max_seconds * rate))]
@@ -163,10 +166,10 @@ def tfds_tracks(config, split: str, *, max_tracks: int | None = None, max_second
 
 
 def synthetic_source_tracks(config, split: str, num_tracks: int, seconds: float):
-  """(names, iterator of (name, stems, mixture, rate)) of input_pipeline.synthetic_tracks (no dataset needed)."""
-  from srcvq_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  """(names, iterator of (name, stems, mixture, rate)) of synthetic_data.synthetic_tracks (no dataset needed)."""
+  from srcvq_jax import synthetic_data  # pylint: disable=g-import-not-at-top
 
-  tracks = list(input_pipeline.synthetic_tracks(config, split, num_tracks, seconds))
+  tracks = list(synthetic_data.synthetic_tracks(config, split, num_tracks, seconds))
   rate = int(config.data.sample_rate)
   return [n for n, _ in tracks], ((name, stems, stems.sum(0), rate) for name, stems in tracks)
 
@@ -287,7 +290,6 @@ def evaluate(separator, tracks, *, out_dir: str, split: str, data_info: dict, ru
     The results dict written to results.json.
   """
   from srcvq_jax import analysis  # pylint: disable=g-import-not-at-top
-  from srcvq_jax import inference  # pylint: disable=g-import-not-at-top
   from srcvq_jax import sdr  # pylint: disable=g-import-not-at-top
 
   started = time.perf_counter()
@@ -308,8 +310,8 @@ def evaluate(separator, tracks, *, out_dir: str, split: str, data_info: dict, ru
   bar = tqdm.tqdm(tracks, unit='track', total=num_tracks, disable=None if progress is None else not progress)
   for index, (name, stems, mixture, track_rate) in enumerate(bar):
     dataset_rates.add(int(track_rate))
-    stems = inference.match_channels(inference.resample(stems, track_rate, rate, axis=1), separator.channels)
-    mixture = inference.match_channels(inference.resample(mixture, track_rate, rate, axis=0), separator.channels)
+    stems = audio_lib.match_channels(audio_lib.resample(stems, track_rate, rate, axis=1), separator.channels)
+    mixture = audio_lib.match_channels(audio_lib.resample(mixture, track_rate, rate, axis=0), separator.channels)
     length = min(stems.shape[1], mixture.shape[0])
     stems, mixture = stems[:, :length], mixture[:length]
     if index == 0:
@@ -422,79 +424,8 @@ def evaluate(separator, tracks, *, out_dir: str, split: str, data_info: dict, ru
   with open(os.path.join(out_dir, 'results.json'), 'w', encoding='utf-8') as f:
     json.dump(results, f, indent=2)
   with open(os.path.join(out_dir, 'results.md'), 'w', encoding='utf-8') as f:
-    f.write(format_report(results))
+    f.write(eval_report.format_report(results))
   return results
-
-
-def number_or_na(value, fmt: str = '.2f') -> str:
-  return 'n/a' if value is None else format(value, fmt)
-
-
-def format_table(results: dict) -> str:
-  """The paper-style SDR table (markdown) of a results dict."""
-  from srcvq_jax import sdr  # pylint: disable=g-import-not-at-top
-
-  rows = {results['row_titles'][row]: {s: (np.nan if v is None else v) for s, v in scores.items()}
-          for row, scores in results['sdr'].items()}
-  return sdr.format_table(rows, results['sources'])
-
-
-def format_report(results: dict) -> str:
-  """results.md: the table plus the numbers that go with it."""
-  data, timing = results['data'], results['timing']
-  names = [t['name'] for t in results['tracks']]
-  lines = [f'# Evaluation: {results["split"]} split', '',
-           f'Checkpoint: `{results["checkpoint"]["path"]}` (step {results["checkpoint"]["step"]}); '
-           f'{data["tracks"]} tracks from {data.get("source")} `{data.get("path")}`'
-           + (f', first {data["max_seconds"]:g} s each' if data.get('max_seconds') else '') + '.', '',
-           f'SDR in dB ({results["protocol"]}):', '', format_table(results), '']
-  if any(n.endswith('ChoraleMix') for n in names):
-    lines += ['ChoraleMix is Bach chorales with General MIDI timbres rendered offline, far from commercial pop: '
-              'these numbers are a smoke-level reproduction, not comparable with MUSDB18 results.', '']
-  if data.get('resampled'):
-    lines += [f'Tracks at {data["dataset_sample_rates"]} Hz were resampled to the model rate '
-              f'{data["model_sample_rate"]} Hz (references too) before scoring.', '']
-  recon = results.get('reconstruction_sdr')
-  codebook = results['codebook']
-  lines += [f'- mixture reconstruction (all slots): {recon:.2f} dB' if recon is not None else
-            '- mixture reconstruction (all slots): n/a',
-            f'- bitrate: {results["bitrate_kbps"]:.2f} kbit/s raw, {codebook["entropy_kbps"]:.2f} kbit/s at the '
-            'codes\' empirical entropy',
-            f'- codebook use on the mixtures: perplexity {codebook["perplexity"]:.1f} (mean over sources and '
-            f'codebooks), {100 * codebook["used_fraction"]:.0f}% of entries used']
-  for source, stats in codebook['per_source'].items():
-    lines.append(f'  - {source}: perplexity ' + ', '.join(f'{p:.1f}' for p in stats['perplexity'])
-                 + '; used ' + ', '.join(f'{100 * u:.0f}%' for u in stats['used_fraction']))
-  awareness = results.get('source_awareness')
-  if awareness:
-    lines.append('- source awareness: a stem alone in leaks ' + ', '.join(
-        f'{s} {number_or_na(awareness["leakage_db"][s], ".1f")}' for s in results['sources'])
-                 + ' dB into the other slots (their energy over its own slot\'s; << 0 is source-aware); squared '
-                 'correlation of each slot\'s separation with its own reference '
-                 f'{number_or_na(awareness["own_correlation"]["avg"], ".3f")} vs the others\' '
-                 f'{number_or_na(awareness["other_correlation"]["avg"], ".3f")}')
-  found = results.get('analysis')
-  if found:
-    lines.append(f'- single-source latents ({found["points"]} points of ~1 s): silhouette '
-                 f'{number_or_na(found["silhouette"], ".3f")}, k-NN (k=5, folds by track) accuracy '
-                 f'{number_or_na(found["knn_accuracy"], ".3f")} over {found["knn_folds"]} folds (chance '
-                 f'{number_or_na(found["knn_chance"])})' + ('; t-SNE: `tsne.png`' if found['tsne_png'] else '')
-                 + ('' if found['shared_codebooks'] else '; per-source codebooks separate the sources even '
-                    'untrained, so compare these only with runs of the same codebook setting'))
-  if results.get('museval'):
-    m = results['museval']
-    lines.append('- museval SDR of the model: ' + ', '.join(
-        f'{s} {number_or_na(v)}' for s, v in m['scores']['SDR'].items()) +
-                 f'; largest per-window difference to the table: {number_or_na(m["max_abs_sdr_diff_db"], ".2e")} dB')
-  lines.append(f'- separation speed: {timing["realtime_factor"]:.1f}x real time ({timing["audio_s"]:.1f} s of audio '
-               f'in {timing["separation_s"]:.1f} s, compilation {timing["compile_s"]:.1f} s excluded)')
-  lines += ['', '## Per track', '', '| track | ' + ' | '.join(results['sources']) + ' | avg | oracle avg |',
-            '|---|' + '---:|' * (len(results['sources']) + 2)]
-  for track in results['tracks']:
-    model, oracle = track['sdr']['model'], track['sdr']['oracle']
-    lines.append(f'| {track["name"]} | ' + ' | '.join(number_or_na(model[s]) for s in results['sources'])
-                 + f' | {number_or_na(model["avg"])} | {number_or_na(oracle["avg"])} |')
-  return '\n'.join(lines) + '\n'
 
 
 # --- Command line ------------------------------------------------------------------------------------------------
@@ -547,7 +478,7 @@ def main(argv):
                   run_leakage=FLAGS.leakage)
   except errors.UserError as e:
     cli.fail(str(e))
-  print(format_table(results))
+  print(eval_report.format_table(results))
   png = (results.get('analysis') or {}).get('tsne_png')
   print(f'results: {os.path.join(out_dir, "results.json")} and results.md' + (f', t-SNE: {png}' if png else ''))
   sys.stdout.flush()

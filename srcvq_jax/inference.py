@@ -8,26 +8,13 @@
 Glossary as in models/vqvae.py: T samples, C channels, T' = ceil(T / stride) frames, S sources, H codebooks,
 M selections (masks) decoded per input, N inputs processed together.
 
-Full tracks of any length run in fixed-size windows, batched (one compiled shape per window length and batch):
-
-  window k:  |<- margin ->|<- fade ->|<---------- 1 ---------->|<- fade ->|<- margin ->|
-  weight:          0        sin^2 up                               cos^2 down     0
-  hop = window - 2 * margin - fade, so the ramps of neighbouring windows overlap exactly and sum to 1.
-
-The first window starts at sample 0 and the last one ends at the track end (padded only to a multiple of the
-model's stride), and neither fades at that true edge. The model is local: every output sample depends on the input
-within its receptive field (convolutions, per-frame quantizer and 1x1 layers), and `margin` covers that field, so
-every sample with a non-zero weight is exactly what one model call on the whole track gives, and the cross-fade
-averages equal values. Chunked inference therefore equals one-shot inference up to float rounding, for any length
-and any window size (tests/inference_test.py checks it); the window size is a speed/memory knob only. The
-cross-fade only matters for a future non-local model (e.g. with attention), where it hides window seams.
-A track no longer than one window runs as one call of its own (stride-padded) length.
+Full tracks of any length run in fixed-size windows (srcvq_jax/windows.py), batched (one compiled shape per window
+length and batch); the model is local and each window's margin covers its receptive field, so chunked inference
+equals one-shot inference up to float rounding (tests/inference_test.py checks it).
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
-import math
 
 import jax
 import numpy as np
@@ -40,145 +27,15 @@ from srcvq_jax import errors
 from srcvq_jax import library_logs
 from srcvq_jax import models
 from srcvq_jax import sharding
+from srcvq_jax import windows as windows_lib
 
-# Default window: this many training segments (rounded up to the stride). The margins and cross-fade (3 x 768
-# samples for strides (4, 4, 4, 4)) cost ~5% of the compute at 1 segment and ~3.5% at 1.5; longer windows leave
-# the CPU caches: configs/base.py on a 120 s track, interleaved, 1 / 1.5 / 2 / 3 segments gave 50.4 / 53.5 /
-# 51.9 / 50.7x real time (benchmarks/separation_speed.py --windows sweeps it).
+# Default window: this many training segments (rounded up to the stride): long enough that the margins and
+# cross-fade cost little, short enough to stay in the CPU caches (docs/results.md, separation_speed --windows).
 DEFAULT_WINDOW_SEGMENTS = 1.5
-# Windows per model call: on a CPU one window (~1 s) at a time keeps the working set in cache (batches of 2-4 were
-# no faster in benchmarks/separation_speed.py); accelerators want bigger batches.
+# Windows per model call: on a CPU one window at a time keeps the working set in cache (docs/results.md,
+# separation_speed); accelerators want bigger batches.
 DEFAULT_CPU_BATCH_SIZE = 1
 DEFAULT_ACCELERATOR_BATCH_PER_DEVICE = 8
-
-
-# --- Config and audio helpers ------------------------------------------------------------------------------------
-
-
-def resample(audio: np.ndarray, from_rate: int, to_rate: int, axis: int = -2) -> np.ndarray:
-  """Polyphase resampling (scipy.signal.resample_poly, Kaiser anti-alias filter) by to_rate / from_rate.
-
-  Args:
-    audio: float array with time along `axis` (default: [..., T, C]).
-    from_rate: samples per second of `audio`.
-    to_rate: samples per second wanted.
-    axis: the time axis.
-
-  Returns:
-    float32 audio with ceil(T * to_rate / from_rate) samples along `axis` (the input itself when the rates match).
-  """
-  from_rate, to_rate = int(from_rate), int(to_rate)
-  if from_rate == to_rate:
-    return np.asarray(audio, np.float32)
-  from scipy import signal  # pylint: disable=g-import-not-at-top
-
-  g = math.gcd(from_rate, to_rate)
-  return signal.resample_poly(np.asarray(audio, np.float32), to_rate // g, from_rate // g,
-                              axis=axis).astype(np.float32)
-
-
-def match_channels(audio: np.ndarray, channels: int) -> np.ndarray:
-  """[..., T, C_in] -> [..., T, channels]: mono is duplicated, stereo downmixed to mono by the mean."""
-  have = audio.shape[-1]
-  if have == channels:
-    return audio
-  if have == 1:
-    return np.repeat(audio, channels, axis=-1)
-  if channels == 1:
-    return audio.mean(axis=-1, keepdims=True)
-  raise ValueError(f'cannot map {have} channels to {channels}')
-
-
-# --- Window plan -------------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class WindowPlan:
-  """Where the windows of one track lie and how their outputs are weighted.
-
-  Attributes:
-    length: padded track length in samples (a multiple of the stride; >= the true length).
-    window: samples per window (== length when the track fits in one window).
-    starts: int [n] first sample of each window (multiples of the stride).
-    margin: samples at a cut window edge whose output is discarded (weight 0).
-    fade: samples of the cross-fade ramp after the margin.
-    stride: the model's total stride.
-  """
-  length: int
-  window: int
-  starts: np.ndarray
-  margin: int
-  fade: int
-  stride: int
-
-  @property
-  def num_windows(self) -> int:
-    return len(self.starts)
-
-  def _raw_weight(self, k: int) -> np.ndarray:
-    """Weight of window k before normalization: zeros over the margins, sin^2 ramps, ones (no ramp at true edges)."""
-    weight = np.ones(self.window, np.float32)
-    ramp = np.sin(0.5 * np.pi * (np.arange(self.fade) + 0.5) / self.fade).astype(np.float32) ** 2
-    if self.starts[k] > 0:
-      weight[:self.margin] = 0.0
-      weight[self.margin:self.margin + self.fade] = ramp
-    if self.starts[k] + self.window < self.length:
-      weight[self.window - self.margin:] = 0.0
-      weight[self.window - self.margin - self.fade:self.window - self.margin] = ramp[::-1]
-    return weight
-
-  @functools.cached_property
-  def _total_weight(self) -> np.ndarray:
-    total = np.zeros(self.length, np.float32)
-    for k, start in enumerate(self.starts):
-      total[start:start + self.window] += self._raw_weight(k)
-    return total
-
-  def weight(self, k: int) -> np.ndarray:
-    """float32 [window] overlap-add weight of window k; over all windows they sum to 1 at every sample."""
-    start = self.starts[k]
-    raw = self._raw_weight(k)
-    total = self._total_weight[start:start + self.window]
-    return np.divide(raw, total, out=np.zeros_like(raw), where=raw > 0)
-
-  def owned_frames(self, k: int) -> tuple[int, int]:
-    """Global frames [first, last) whose codes window k provides: split halfway through each cross-fade."""
-
-    def boundary(j):  # between window j - 1 and window j, in frames
-      if j == 0:
-        return 0
-      if j == self.num_windows:
-        return self.length // self.stride
-      exact_from = self.starts[j] + self.margin                    # window j is exact from here ...
-      exact_until = self.starts[j - 1] + self.window - self.margin  # ... and window j - 1 until here
-      return (exact_from + exact_until) // 2 // self.stride
-
-    return boundary(k), boundary(k + 1)
-
-
-def plan_windows(num_samples: int, window: int, margin: int, fade: int, stride: int) -> WindowPlan:
-  """Windows covering `num_samples` samples (see the module docstring).
-
-  Args:
-    num_samples: track length (>= 1).
-    window: samples per window; a multiple of `stride` with window - 2 * margin - fade >= stride.
-    margin: receptive-field margin in samples (multiple of `stride`).
-    fade: cross-fade length in samples (multiple of `stride`, >= 1).
-    stride: the model's total stride.
-
-  Returns:
-    The WindowPlan.
-  """
-  length = max(-(-num_samples // stride), 1) * stride
-  if length <= window:
-    return WindowPlan(length, length, np.zeros(1, np.int64), margin, fade, stride)
-  hop = window - 2 * margin - fade
-  if hop < stride or window % stride or margin % stride or fade % stride:
-    raise ValueError(f'window {window}, margin {margin}, fade {fade}: need multiples of the stride {stride} and '
-                     'window - 2 * margin - fade >= stride')
-  starts = list(range(0, length - window, hop))
-  starts.append(length - window)  # the last window ends at the (padded) track end
-  return WindowPlan(length, window, np.asarray(starts, np.int64), margin, fade, stride)
 
 
 # --- Jitted model functions (graphdef static, params an argument) ------------------------------------------------
@@ -359,9 +216,9 @@ class Separator:
     vectors = np.asarray(self._jit_lookup(self.params, flat))
     return vectors.reshape(codes.shape[:-1] + vectors.shape[-1:])
 
-  def plan(self, num_samples: int) -> WindowPlan:
+  def plan(self, num_samples: int) -> windows_lib.WindowPlan:
     """The window plan of a track of `num_samples` samples."""
-    return plan_windows(num_samples, self.window, self.margin, self.fade, self.stride)
+    return windows_lib.plan_windows(num_samples, self.window, self.margin, self.fade, self.stride)
 
   def warm_up(self, num_samples: int, *, num_masks: int | None = None, oracle: bool = False) -> None:
     """Compiles what apply() with `num_masks` masks (and oracle()) runs for tracks of `num_samples` samples.
@@ -383,7 +240,7 @@ class Separator:
     audio = np.asarray(audio, np.float32)
     if audio.ndim != ndim or audio.shape[-1] != self.channels or audio.shape[-2] == 0:
       raise ValueError(f'audio of shape {audio.shape}: expected {ndim} axes, time second to last with at least '
-                       f'one sample and {self.channels} channels last (see match_channels)')
+                       f'one sample and {self.channels} channels last (see audio.match_channels)')
     return audio
 
   def _run(self, kind: str, inputs: np.ndarray, masks: np.ndarray | None, *,

@@ -232,6 +232,8 @@ def config_differences(old, new, prefix: str = '') -> list[str]:
 # them, which shape the model's parameters.
 _RESUMABLE_SECTIONS = ('train', 'data', 'loss', 'optim', 'mesh')
 _SHAPING_FIELDS = ('data.sources', 'data.channels')
+# Fields of the other sections that do not shape the parameters (how the layers compute, not what).
+_NON_SHAPING_FIELDS = ('model.conv_impl',)
 
 
 def _check_same_model(manager, config, step: int, error: BaseException) -> None:
@@ -243,7 +245,8 @@ def _check_same_model(manager, config, step: int, error: BaseException) -> None:
   except Exception:  # pylint: disable=broad-except  (its config is unreadable too: a broken step)
     return
   differences = [d for d in config_differences(saved, config.to_dict())
-                 if d.split('.', 1)[0] not in _RESUMABLE_SECTIONS or d.split(':', 1)[0] in _SHAPING_FIELDS]
+                 if (d.split('.', 1)[0] not in _RESUMABLE_SECTIONS or d.split(':', 1)[0] in _SHAPING_FIELDS)
+                 and d.split(':', 1)[0] not in _NON_SHAPING_FIELDS]
   if differences:
     raise errors.UserError(f'{manager.directory}/{step} was trained with another model; these fields differ from '
                         f'its config (checkpoint -> now): {"; ".join(differences)}. Resume with its values or '

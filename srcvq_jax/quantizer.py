@@ -24,8 +24,7 @@ class QuantizedResult:
     vectors: float32 [B, T', S, H * D], the quantized slot vectors (soft or hard).
     codes: int32 [B, T', S, H], argmax entry per codebook; the discrete representation.
     code_probs: float32 [S, H, K], the batch-mean softmax(logits): the code distribution the perplexity is of.
-      Kept (rather than the perplexity alone) so that the results of equal parts of a batch combine exactly
-      (`concatenate`: the mean of their code_probs).
+      Kept (rather than the perplexity alone) so that the results of equal parts of a batch combine exactly.
   """
   vectors: jax.Array
   codes: jax.Array
@@ -41,22 +40,13 @@ class QuantizedResult:
     """[S, H]: fraction of the K entries that are the argmax somewhere in the batch."""
     return used_fraction_of(self.codes, self.code_probs.shape[-1])
 
-  @classmethod
-  def concatenate(cls, parts: Sequence[QuantizedResult]) -> QuantizedResult:
-    """The result of the batch made of equal-sized `parts` (batch axes concatenated in the order given)."""
-    return cls(vectors=jnp.concatenate([p.vectors for p in parts]),
-               codes=jnp.concatenate([p.codes for p in parts]),
-               code_probs=sum(p.code_probs for p in parts) / len(parts))
-
-
 jax.tree_util.register_dataclass(QuantizedResult, data_fields=['vectors', 'codes', 'code_probs'], meta_fields=[])
 
 
 def gumbel_noise(noise_key: jax.Array, shape: Sequence[int], dtype=jnp.float32) -> jax.Array:
   """Gumbel(0, 1) noise for logits of `shape` [B, T', S, H, K]: what `quantize` draws for `noise_key`.
 
-  One key per source (split), each drawing its [B, T', H, K]. Drawn once for a whole batch, the noise can be cut
-  along B like the batch, so that parts of a batch (trainer's microbatches) see the same noise as the batch.
+  One key per source (split), each drawing its [B, T', H, K].
   """
   keys = jax.random.split(noise_key, shape[2])
   per_source = (shape[0], shape[1], *shape[3:])
@@ -109,21 +99,18 @@ def make_bank(num_sources: int, num_codebooks: int, codebook_size: int, code_dim
   return create(rngs)
 
 
-def quantize(bank: GumbelQuantizer, logits: jax.Array, noise_key: jax.Array | None, tau, *, hard: bool,
-             shared: bool, gumbel: jax.Array | None = None) -> QuantizedResult:
+def quantize(bank: GumbelQuantizer, logits: jax.Array, gumbel: jax.Array | None, tau, *, hard: bool,
+             shared: bool) -> QuantizedResult:
   """Applies the bank to every source's logits.
 
   Args:
     bank: from make_bank.
     logits: [B, T', S, H, K].
-    noise_key: PRNG key (training) or None (inference, argmax).
+    gumbel: Gumbel(0, 1) noise like logits (training: gumbel_noise) or None (inference, argmax).
     tau: Gumbel-softmax temperature.
     hard: straight-through hard Gumbel.
     shared: the bank is one quantizer shared by all sources.
-    gumbel: noise like logits, used instead of drawing it from noise_key (see gumbel_noise).
   """
-  if gumbel is None and noise_key is not None:
-    gumbel = gumbel_noise(noise_key, logits.shape, logits.dtype)
   module_axis = None if shared else 0
 
   @nnx.vmap(in_axes=(module_axis, 2, None if gumbel is None else 2), out_axes=2)

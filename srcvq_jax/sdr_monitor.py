@@ -23,13 +23,14 @@ from flax import nnx
 
 def excerpts(config, split: str, num_tracks: int, seconds: float) -> list[tuple[str, np.ndarray]]:
   """(name, stems [S, T, C]) of the first `num_tracks` tracks of `split`, cut to `seconds` (at the model's rate)."""
-  from srcvq_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  from srcvq_jax import synthetic_data  # pylint: disable=g-import-not-at-top
+  from srcvq_jax import tfds_data  # pylint: disable=g-import-not-at-top
 
   length = int(round(seconds * config.data.sample_rate))
   if config.data.source == 'synthetic':
-    tracks = input_pipeline.synthetic_tracks(config, split, num_tracks, seconds)
+    tracks = synthetic_data.synthetic_tracks(config, split, num_tracks, seconds)
   else:
-    tracks = input_pipeline.load_tracks(config, split)
+    tracks = tfds_data.load_tracks(config, split)
   chosen = []
   for name, stems in tracks:
     chosen.append((name, np.asarray(stems[:, :length], np.float32)))
@@ -42,8 +43,7 @@ def _soft_and_argmax(graphdef, params, mixture, masks, tau):
   """Audio [2, N, M, T, C] of the soft codes (no noise) and of the argmax codes, one call on whole inputs."""
   model = nnx.merge(graphdef, params)
   argmax = model.encode(mixture)
-  logits_shape = argmax.codes.shape + (model.encoder.logit_shape[-1],)
-  soft = model.encode(mixture, gumbel=jnp.zeros(logits_shape, jnp.float32), tau=tau)
+  soft = model.encode(mixture, gumbel=jnp.zeros(argmax.codes.shape + model.encoder.logit_shape[-1:]), tau=tau)
   return jnp.stack([model.decode(soft.vectors, masks), model.decode(argmax.vectors, masks)])
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from absl import app
 from absl import flags
 
+from srcvq_jax import audio as audio_lib
 from srcvq_jax import cli
 from srcvq_jax import errors
 
@@ -92,17 +93,16 @@ def read_audio(path: str) -> tuple[np.ndarray, int]:
 
 def separate_audio(separator, audio: np.ndarray, rate: int, *, progress: bool = False) -> np.ndarray:
   """Separates [T, C] audio at `rate`; returns the sources float32 [S, T, C] at the same rate, length, channels."""
-  from srcvq_jax import inference  # pylint: disable=g-import-not-at-top
 
-  x = inference.match_channels(audio, separator.channels)
-  x = inference.resample(x, rate, separator.sample_rate, axis=0)
+  x = audio_lib.match_channels(audio, separator.channels)
+  x = audio_lib.resample(x, rate, separator.sample_rate, axis=0)
   stems = separator.separate(x, progress=progress)
-  stems = inference.resample(stems, separator.sample_rate, rate, axis=1)
+  stems = audio_lib.resample(stems, separator.sample_rate, rate, axis=1)
   length = audio.shape[0]
   # Resampling there and back may be a sample off; the output has exactly the input's length.
   stems = stems[:, :length] if stems.shape[1] >= length else np.pad(
       stems, ((0, 0), (0, length - stems.shape[1]), (0, 0)))
-  return inference.match_channels(stems, audio.shape[1])
+  return audio_lib.match_channels(stems, audio.shape[1])
 
 
 def block_geometry(separator, rate: int) -> tuple[int, int]:

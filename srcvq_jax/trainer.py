@@ -14,6 +14,7 @@ from flax import nnx
 
 from srcvq_jax import config_lib
 from srcvq_jax import errors
+from srcvq_jax import batch_spec
 from srcvq_jax import input_pipeline
 from srcvq_jax import loop
 from srcvq_jax import losses
@@ -52,17 +53,22 @@ def abstract_train_state(config, mesh) -> tuple[nnx.GraphDef, State]:
 
 def selection_masks(batch, weights) -> jax.Array:
   """Masks [B, M, S] of the selections the losses use: selective (present & selected), complement."""
-  presence, select = batch[input_pipeline.PRESENCE], batch[input_pipeline.SELECT]
-  masks = {'selective': presence * select, 'complement': input_pipeline.complement(presence, select)}
+  presence, select = batch[batch_spec.PRESENCE], batch[batch_spec.SELECT]
+  masks = {'selective': presence * select, 'complement': batch_spec.complement(presence, select)}
   return jnp.stack([masks[name] for name in losses.active_selections(weights)], axis=1)
 
 
-def _forward(graphdef, params, batch, config, noise_key, tau, gumbel=None):
-  """Loss terms, total and model output of one batch (gumbel: its noise, drawn for it; else from noise_key)."""
+def selection_targets(masks: jax.Array, sources: jax.Array) -> jax.Array:
+  """What each selection should decode to: masks [B, M, S], sources [B, S, T, C] -> the sums [B, M, T, C]."""
+  return jnp.einsum('bms,bstc->bmtc', masks, sources)
+
+
+def _forward(graphdef, params, batch, config, gumbel, tau):
+  """Loss terms, total and model output of one batch (gumbel: its training noise; None: argmax codes)."""
   model = nnx.merge(graphdef, params)
   masks = selection_masks(batch, config.loss.weights)
-  output = model(batch[input_pipeline.MIXTURE], masks, noise_key=noise_key, tau=tau, gumbel=gumbel)
-  targets = jnp.einsum('bms,bstc->bmtc', masks, batch[input_pipeline.SOURCES])
+  output = model(batch[batch_spec.MIXTURE], masks, gumbel=gumbel, tau=tau)
+  targets = selection_targets(masks, batch[batch_spec.SOURCES])
   terms = losses.reconstruction_terms(output.audio, targets, config.loss)
   return losses.weighted_total(terms, config.loss.weights), (terms, output)
 
@@ -86,15 +92,14 @@ def microbatch_count(config, mesh) -> int:
 
   The parts' losses and gradients are averaged inside the one jitted step: the same update as the whole batch,
   up to float rounding (every loss term is a mean over equal-sized parts; the Gumbel noise is drawn for the whole
-  batch and cut like it; the codebook metrics combine exactly). On XLA:CPU the parts are independent subgraphs
-  that its runtime executes concurrently, so one part's ops that leave a core idle (memory-bound or unpartitioned
-  elementwise fusions, Eigen weight-gradient dots, per-op dispatch) overlap another part's matmuls: the base train
-  step on 2 cores is ~8% faster with 4 parts than with 1 (docs/design.md). Auto picks one example per part
-  there (at most AUTO_MAX_MICROBATCHES parts), and one part on accelerators, which a batch of 4 already leaves
-  idle.
+  batch and cut like it; the codebook metrics combine exactly). The model knows nothing of it: it takes its noise
+  as an input. On XLA:CPU the parts are independent subgraphs that its runtime executes concurrently, so one
+  part's ops that leave a core idle (memory-bound elementwise fusions, weight-gradient dots, per-op dispatch)
+  overlap another part's matmuls (docs/results.md: benchmarks/train_step.py --candidates measures it). Auto picks
+  one example per part there (at most AUTO_MAX_MICROBATCHES parts), and one part on accelerators.
   """
   per_device = config.data.batch_size // sharding.batch_devices(mesh)
-  requested = config.train.get('microbatches', 0)
+  requested = config.train.microbatches
   if requested == 0:
     if mesh.devices.flat[0].platform != 'cpu':
       return 1
@@ -115,29 +120,31 @@ def _part(x: jax.Array, index: int, parts: int) -> jax.Array:
 def _loss_and_grads(graphdef, params, batch, config, noise_key, tau, parts: int):
   """(loss, terms, quantized, grads) of the batch, computed as `parts` microbatches (see microbatch_count)."""
   grad_fn = jax.value_and_grad(functools.partial(_forward, graphdef), has_aux=True)
+  # Drawn for the whole batch and cut like it, so that the parts see the noise the whole batch would.
+  gumbel = nnx.merge(graphdef, params).training_noise(noise_key, batch[batch_spec.MIXTURE].shape)
   if parts == 1:
-    (loss, (terms, output)), grads = grad_fn(params, batch, config, noise_key, tau)
+    (loss, (terms, output)), grads = grad_fn(params, batch, config, gumbel, tau)
     return loss, terms, output.quantized, grads
-  mixture = batch[input_pipeline.MIXTURE]
-  q = config.quantizer
-  gumbel = None
-  if q.kind == 'gumbel':  # FSQ draws no noise
-    logits_shape = (mixture.shape[0], mixture.shape[1] // config_lib.total_stride(config),
-                    len(config.data.sources), q.num_codebooks, q.codebook_size)
-    gumbel = quantizer_lib.gumbel_noise(noise_key, logits_shape)
   outputs = []
   for index in range(parts):  # unrolled: independent subgraphs, which XLA:CPU runs concurrently
     part = jax.tree.map(functools.partial(_part, index=index, parts=parts), batch)
     part_gumbel = None if gumbel is None else _part(gumbel, index, parts)
-    (loss, (terms, output)), grads = grad_fn(params, part, config, None, tau, part_gumbel)
+    (loss, (terms, output)), grads = grad_fn(params, part, config, part_gumbel, tau)
     outputs.append((loss, terms, output.quantized, grads))
   part_losses, part_terms, part_quantized, part_grads = zip(*outputs)
   return (_mean_trees(part_losses), _mean_trees(part_terms),
-          quantizer_lib.QuantizedResult.concatenate(part_quantized), _mean_trees(part_grads))
+          _concatenate_quantized(part_quantized), _mean_trees(part_grads))
 
 
 def _mean_trees(trees):
   return jax.tree.map(lambda *leaves: sum(leaves) / len(leaves), *trees)
+
+
+def _concatenate_quantized(parts) -> quantizer_lib.QuantizedResult:
+  """The QuantizedResult of the batch made of equal-sized `parts` (their code distributions' mean is the batch's)."""
+  return quantizer_lib.QuantizedResult(vectors=jnp.concatenate([p.vectors for p in parts]),
+                                       codes=jnp.concatenate([p.codes for p in parts]),
+                                       code_probs=sum(p.code_probs for p in parts) / len(parts))
 
 
 def train_step(state: State, batch, rng, *, graphdef, tx, config,
@@ -165,7 +172,7 @@ def train_step(state: State, batch, rng, *, graphdef, tx, config,
 
 def eval_step(params, batch, *, graphdef, config) -> tuple[dict[str, jax.Array], jax.Array]:
   """Losses with inference-mode (argmax) codes; also returns the decoded audio [B, M, T, C]."""
-  loss, (terms, output) = _forward(graphdef, params, batch, config, None, 1.0)
+  loss, (terms, output) = _forward(graphdef, params, batch, config, gumbel=None, tau=1.0)
   metrics = {'eval/loss': loss, **{f'eval/{name.replace("_", "/")}': v for name, v in terms.items()},
              **_codebook_metrics('eval', output.quantized, config.data.sources)}
   return metrics, output.audio
@@ -192,9 +199,9 @@ def train_and_evaluate(config, workdir: str) -> State:
   process = dict(process_index=jax.process_index(), process_count=jax.process_count())
 
   def train_batches(start_step):
-    # The data seed moves with the start step so a resumed run does not replay the first run's batches.
-    return input_pipeline.create_batches(config, config.data.train_split, seed=config.data.seed + start_step,
-                                         **process)
+    # Every example a function of (seed, step, index): a resumed run continues the uninterrupted run's stream.
+    return input_pipeline.create_batches(config, config.data.train_split, seed=config.data.seed,
+                                         start_step=start_step, **process)
 
   def eval_batches():
     # The same batches at every evaluation, so eval metrics are comparable across steps.
@@ -229,8 +236,8 @@ def _write_eval_audio(writer, step, batch, audio, config) -> None:
     return
   # Row 0 of this process's first shard is its local example 0 (no cross-host gather needed).
   first = np.asarray(audio.addressable_data(0))[0, 0]
-  presence, select = batch[input_pipeline.PRESENCE][0], batch[input_pipeline.SELECT][0]
-  target = np.einsum('s,stc->tc', presence * select, batch[input_pipeline.SOURCES][0])
-  writer.write_audio(step, {'eval/audio/mixture': batch[input_pipeline.MIXTURE][0],
+  presence, select = batch[batch_spec.PRESENCE][0], batch[batch_spec.SELECT][0]
+  target = np.einsum('s,stc->tc', presence * select, batch[batch_spec.SOURCES][0])
+  writer.write_audio(step, {'eval/audio/mixture': batch[batch_spec.MIXTURE][0],
                             'eval/audio/selective_target': target,
                             'eval/audio/selective_output': first}, config.data.sample_rate)

@@ -15,7 +15,7 @@ import pytest
 from srcvq_jax import loop
 
 from srcvq_jax import config_lib
-from srcvq_jax import input_pipeline
+from srcvq_jax import batch_spec
 from srcvq_jax import sharding
 from srcvq_jax import trainer
 
@@ -36,10 +36,10 @@ def abstract_batch(config, mesh) -> dict[str, jax.ShapeDtypeStruct]:
   data = config.data
   batch, sources, length, channels = data.batch_size, len(data.sources), data.segment_length, data.channels
   shapes = {
-      input_pipeline.MIXTURE: (batch, length, channels),
-      input_pipeline.SOURCES: (batch, sources, length, channels),
-      input_pipeline.PRESENCE: (batch, sources),
-      input_pipeline.SELECT: (batch, sources),
+      batch_spec.MIXTURE: (batch, length, channels),
+      batch_spec.SOURCES: (batch, sources, length, channels),
+      batch_spec.PRESENCE: (batch, sources),
+      batch_spec.SELECT: (batch, sources),
   }
   batch_sharding = sharding.batch_sharding(mesh)
   return {k: jax.ShapeDtypeStruct(s, np.float32, sharding=batch_sharding) for k, s in shapes.items()}

@@ -22,6 +22,7 @@ from data_prep import chorale_mix
 from srcvq_jax import analysis
 from srcvq_jax import checkpointing
 from srcvq_jax import errors
+from srcvq_jax import eval_report
 from srcvq_jax import evaluate
 from srcvq_jax import inference
 from srcvq_jax import loop
@@ -109,7 +110,7 @@ def test_evaluate_writes_every_row_source_and_analysis(workdir, musdb_root, tmp_
   with open(os.path.join(out, 'results.md'), encoding='utf-8') as f:
     report = f.read()
   assert '| | vocals | bass | drums | other | Avg |' in report and 'smoke-level' in report
-  assert evaluate.format_table(saved).count('\n') == 6  # header, rule, 5 rows
+  assert eval_report.format_table(saved).count('\n') == 6  # header, rule, 5 rows
 
 
 @needs_renderer

@@ -16,7 +16,8 @@ from srcvq_jax import checkpointing
 from srcvq_jax import config_lib
 from srcvq_jax import export
 from srcvq_jax import inference
-from srcvq_jax import input_pipeline
+from srcvq_jax import batch_spec
+from srcvq_jax import synthetic_data
 from srcvq_jax import trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -79,11 +80,11 @@ def test_export_equals_the_training_checkpoint(ci_config, tmp_path, fast_compile
   assert json.loads(export_config.to_json()) == json.loads(ci_config.to_json())
   export_graphdef, _ = models.split_params(nnx.eval_shape(lambda: models.create(export_config)))
   train_graphdef, _ = models.split_params(nnx.eval_shape(lambda: models.create(ci_config)))
-  batch = next(input_pipeline.synthetic_batches(ci_config, 2, seed=7))
-  masks = np.stack([batch[input_pipeline.PRESENCE] * batch[input_pipeline.SELECT],
-                    input_pipeline.complement(batch[input_pipeline.PRESENCE], batch[input_pipeline.SELECT])], axis=1)
-  codes_t, audio_t = _encode_decode(train_graphdef, trained, batch[input_pipeline.MIXTURE], masks)
-  codes_e, audio_e = _encode_decode(export_graphdef, exported, batch[input_pipeline.MIXTURE], masks)
+  batch = next(synthetic_data.synthetic_batches(ci_config, 2, seed=7))
+  masks = np.stack([batch[batch_spec.PRESENCE] * batch[batch_spec.SELECT],
+                    batch_spec.complement(batch[batch_spec.PRESENCE], batch[batch_spec.SELECT])], axis=1)
+  codes_t, audio_t = _encode_decode(train_graphdef, trained, batch[batch_spec.MIXTURE], masks)
+  codes_e, audio_e = _encode_decode(export_graphdef, exported, batch[batch_spec.MIXTURE], masks)
   np.testing.assert_array_equal(codes_t, codes_e)
   np.testing.assert_array_equal(audio_t, audio_e)
   assert audio_e.shape == (2, 2, ci_config.data.segment_length, ci_config.data.channels)

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from srcvq_jax import errors
-from srcvq_jax import loop
-
-from srcvq_jax import models
-
+from srcvq_jax import audio as audio_lib
 from srcvq_jax import checkpointing
 from srcvq_jax import config_lib
+from srcvq_jax import errors
 from srcvq_jax import inference
+from srcvq_jax import loop
+from srcvq_jax import models
+from srcvq_jax import windows
 from srcvq_jax.models import layers
 
 # A length that is a multiple of neither the window nor the ci model's stride (16).
@@ -85,7 +85,7 @@ def _one_shot(model, audio, masks):
 
 def test_window_plan_weights_sum_to_one_and_codes_are_partitioned():
   for length in (1, 15, 16, 1000, 1024, 1025, 5007, 20000):
-    plan = inference.plan_windows(length, window=1024, margin=48, fade=48, stride=16)
+    plan = windows.plan_windows(length, window=1024, margin=48, fade=48, stride=16)
     assert plan.length % 16 == 0 and plan.length >= length
     assert all(s % 16 == 0 for s in plan.starts) and plan.starts[0] == 0
     assert plan.starts[-1] + plan.window == plan.length
@@ -152,12 +152,12 @@ def test_windows_split_over_devices_give_the_same_result(model_and_separator):
 
 def test_resample_and_match_channels():
   x = np.random.default_rng(0).normal(size=(4410, 2)).astype(np.float32)
-  y = inference.resample(x, 44100, 8000, axis=0)
+  y = audio_lib.resample(x, 44100, 8000, axis=0)
   assert y.shape == (800, 2) and y.dtype == np.float32
-  assert inference.resample(x, 22050, 22050, axis=0).shape == x.shape
-  assert inference.resample(np.stack([x, x]), 44100, 22050, axis=1).shape == (2, 2205, 2)
-  assert inference.match_channels(x[:, :1], 2).shape == (4410, 2)
-  np.testing.assert_allclose(inference.match_channels(x, 1)[:, 0], x.mean(1))
+  assert audio_lib.resample(x, 22050, 22050, axis=0).shape == x.shape
+  assert audio_lib.resample(np.stack([x, x]), 44100, 22050, axis=1).shape == (2, 2205, 2)
+  assert audio_lib.match_channels(x[:, :1], 2).shape == (4410, 2)
+  np.testing.assert_allclose(audio_lib.match_channels(x, 1)[:, 0], x.mean(1))
   config = config_lib.config_from_dict({'model': {'channels': [8, 16], 'strides': [4, 4]},
                                        'data': {'sources': ['a', 'b']}})
   assert config.model.strides == (4, 4) and config.data.sources == ('a', 'b')

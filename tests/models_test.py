@@ -8,16 +8,24 @@ from flax import nnx
 from srcvq_jax import config_lib
 from srcvq_jax import errors
 from srcvq_jax import fsq
-from srcvq_jax import input_pipeline
+from srcvq_jax import batch_spec
+from srcvq_jax import synthetic_data
 from srcvq_jax import models
 from srcvq_jax.models import layers
 
 
-# Both forms of StridedConv: block product + overlap (s * Cin >= Cout) and paired blocks (s * Cin < Cout, as in
-# configs/base.py's first layer: 4 x 2 -> 32).
+# Every form of every layer computes the same function of the same params (layers.LayerForms).
+STRIDED_FORMS = [layers.MATMUL, layers.LayerForms(strided='blocks'), layers.LayerForms(strided='pairs'), layers.NATIVE]
+TRANSPOSED_FORMS = [layers.MATMUL, layers.LayerForms(transposed='input'), layers.LayerForms(transposed='output'),
+                    layers.NATIVE]
+
+
+# 'auto' takes both matmul forms here: block product + overlap (s * Cin >= Cout) and paired blocks (s * Cin < Cout,
+# as in configs/base.py's first layer: 4 x 2 -> 32).
+@pytest.mark.parametrize('forms', STRIDED_FORMS, ids=str)
 @pytest.mark.parametrize('stride,cin,cout,length', [(4, 2, 8, 64), (3, 5, 4, 27), (2, 1, 3, 10), (4, 2, 32, 64)])
-def test_strided_conv_equals_direct_convolution(stride, cin, cout, length):
-  conv = layers.StridedConv(cin, cout, stride, rngs=nnx.Rngs(0))
+def test_strided_conv_equals_direct_convolution(stride, cin, cout, length, forms):
+  conv = layers.StridedConv(cin, cout, stride, forms=forms, rngs=nnx.Rngs(0))
   conv.bias[...] = jax.random.normal(jax.random.key(1), (cout,))
   x = jax.random.normal(jax.random.key(2), (2, length, cin))
   reference = jax.lax.conv_general_dilated(
@@ -27,9 +35,10 @@ def test_strided_conv_equals_direct_convolution(stride, cin, cout, length):
   assert conv(x).shape == (2, length // stride, cout)
 
 
-@pytest.mark.parametrize('in_features', [8, 32, 48])  # two matmuls up to SPLIT_MAX_IN_FEATURES (32), then one
-def test_gated_dense_equals_glu_of_dense(in_features):
-  gated = layers.GatedDense(in_features, 2 * 16, rngs=nnx.Rngs(0))
+@pytest.mark.parametrize('forms', [layers.MATMUL, layers.NATIVE], ids=['matmul', 'native'])
+@pytest.mark.parametrize('in_features', [8, 32, 48])  # matmul: two matmuls up to 32 input features, then one
+def test_gated_dense_equals_glu_of_dense(in_features, forms):
+  gated = layers.GatedDense(in_features, 2 * 16, forms=forms, rngs=nnx.Rngs(0))
   gated.bias[...] = jax.random.normal(jax.random.key(1), (2 * 16,))
   x = jax.random.normal(jax.random.key(2), (2, 7, in_features))
   reference = layers.glu(x @ gated.kernel[...] + gated.bias[...])
@@ -40,10 +49,11 @@ def test_gated_dense_equals_glu_of_dense(in_features):
   np.testing.assert_allclose(ours['kernel'][...], grads, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize('stride,cin,cout,frames', [(4, 8, 2, 16), (3, 4, 5, 9), (2, 3, 1, 5)])
-def test_transposed_conv_is_the_adjoint_of_strided_conv(stride, cin, cout, frames):
+@pytest.mark.parametrize('forms', TRANSPOSED_FORMS, ids=str)
+@pytest.mark.parametrize('stride,cin,cout,frames', [(4, 8, 2, 16), (3, 4, 5, 9), (2, 3, 1, 5), (4, 2, 8, 6)])
+def test_transposed_conv_is_the_adjoint_of_strided_conv(stride, cin, cout, frames, forms):
   """TransposedConv with kernel W is the transpose of the linear map StridedConv(cout -> cin) with W^T."""
-  tconv = layers.TransposedConv(cin, cout, stride, rngs=nnx.Rngs(0))
+  tconv = layers.TransposedConv(cin, cout, stride, forms=forms, rngs=nnx.Rngs(0))
   conv = layers.StridedConv(cout, cin, stride, rngs=nnx.Rngs(1))
   conv.kernel[...] = tconv.kernel[...].transpose(0, 2, 1)
   x = jax.random.normal(jax.random.key(2), (2, frames, cin))
@@ -53,10 +63,11 @@ def test_transposed_conv_is_the_adjoint_of_strided_conv(stride, cin, cout, frame
 
 def test_shapes_and_dtypes(ci_config):
   model = models.VQVAE(ci_config, rngs=nnx.Rngs(0))
-  batch = next(input_pipeline.synthetic_batches(ci_config, 2, seed=0))
+  batch = next(synthetic_data.synthetic_batches(ci_config, 2, seed=0))
   num_sources = len(ci_config.data.sources)
-  masks = jnp.stack([batch['select'], input_pipeline.complement(batch['presence'], batch['select'])], axis=1)
-  out = model(batch['mixture'], masks, noise_key=jax.random.key(0), tau=1.0)
+  masks = jnp.stack([batch['select'], batch_spec.complement(batch['presence'], batch['select'])], axis=1)
+  out = model(batch['mixture'], masks, gumbel=model.training_noise(jax.random.key(0), batch['mixture'].shape),
+              tau=1.0)
   frames = ci_config.data.segment_length // int(np.prod(ci_config.model.strides))
   q = ci_config.quantizer
   assert out.audio.shape == (2, 2, ci_config.data.segment_length, ci_config.data.channels)
@@ -73,7 +84,7 @@ def test_shapes_and_dtypes(ci_config):
 
 def test_masked_out_source_codes_do_not_affect_selective_output(ci_config):
   model = models.VQVAE(ci_config, rngs=nnx.Rngs(0))
-  batch = next(input_pipeline.synthetic_batches(ci_config, 2, seed=1))
+  batch = next(synthetic_data.synthetic_batches(ci_config, 2, seed=1))
   codes = model.encode(batch['mixture']).codes
   masks = jnp.array([[[1., 0., 1., 0.]]] * 2)  # bass and other unselected
   edited = codes.at[:, :, 1].set((codes[:, :, 1] + 3) % ci_config.quantizer.codebook_size)
@@ -86,18 +97,93 @@ def test_masked_out_source_codes_do_not_affect_selective_output(ci_config):
 
 def test_decode_codes_equals_inference_path(ci_config):
   model = models.VQVAE(ci_config, rngs=nnx.Rngs(0))
-  batch = next(input_pipeline.synthetic_batches(ci_config, 2, seed=2))
+  batch = next(synthetic_data.synthetic_batches(ci_config, 2, seed=2))
   masks = jnp.ones((2, 1, len(ci_config.data.sources)))
   out = model(batch['mixture'], masks)  # no noise key: inference
   np.testing.assert_allclose(model.decode_codes(out.quantized.codes, masks), out.audio, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize('decoder_input', ['concat', 'sum'])
-def test_decoder_input_modes(ci_config, decoder_input):
+def test_decode_equals_the_decoder_on_the_masked_slots(ci_config, decoder_input):
+  """decode's projection trick equals the plain definition: the first decoder layer applied to the masked slots'
+  concatenation ('concat') or sum ('sum'); and only 'sum' is blind to which slot holds which source."""
   ci_config.model.decoder_input = decoder_input
   model = models.VQVAE(ci_config, rngs=nnx.Rngs(0))
-  out = model(jnp.zeros((1, ci_config.data.segment_length, 2)), jnp.ones((1, 1, 4)))
-  assert out.audio.shape == (1, 1, ci_config.data.segment_length, 2)
+  model.decoder.from_slots.bias[...] = jax.random.normal(jax.random.key(4), model.decoder.from_slots.bias.shape)
+  batch = next(synthetic_data.synthetic_batches(ci_config, 2, seed=3))
+  vectors = model.encode(batch['mixture']).vectors
+  masks = jnp.array([[[1., 0., 1., 1.], [0., 1., 0., 0.]], [[1., 1., 1., 1.], [0., 0., 1., 0.]]])
+  audio = model.decode(vectors, masks)
+  assert audio.shape == (2, 2, ci_config.data.segment_length, ci_config.data.channels)
+  for m in range(masks.shape[1]):
+    masked = vectors * masks[:, m, None, :, None]
+    slots = masked.reshape(*masked.shape[:2], -1) if decoder_input == 'concat' else masked.sum(axis=2)
+    np.testing.assert_allclose(audio[:, m], model.decoder(slots), rtol=1e-5, atol=1e-6)
+  swapped = model.decode(vectors[:, :, ::-1], jnp.ones((2, 1, 4)))
+  same = np.allclose(swapped, model.decode(vectors, jnp.ones((2, 1, 4))), rtol=1e-5, atol=1e-6)
+  assert same == (decoder_input == 'sum')
+
+
+@pytest.mark.parametrize('kind', ['gumbel', 'fsq'])
+def test_native_and_matmul_forms_give_one_model(ci_config, kind):
+  """model.conv_impl changes how the layers compute, not what: same params layout (a checkpoint of one runs with
+  the other), the same codes and audio, and the same loss gradients, to float tolerance."""
+  ci_config.model.residual_units = 1
+  if kind == 'fsq':
+    ci_config.quantizer.kind, ci_config.quantizer.fsq_levels = 'fsq', (5, 3)
+    ci_config.quantizer.code_dim, ci_config.quantizer.codebook_size = 2, 15
+  ci_config.model.conv_impl = 'native'
+  native = models.create(ci_config, seed=0)
+  ci_config.model.conv_impl = 'matmul'
+  matmul = models.create(ci_config, seed=0)
+  assert native.encoder.convs[0].forms == layers.NATIVE and matmul.encoder.convs[0].forms == layers.MATMUL
+  graphdef, params = models.split_params(native)
+  matmul_graphdef, matmul_params = models.split_params(matmul)
+  assert jax.tree.structure(params) == jax.tree.structure(matmul_params)
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(matmul_params)):
+    np.testing.assert_array_equal(a, b)
+  batch = next(synthetic_data.synthetic_batches(ci_config, 2, seed=4))
+  masks = jnp.ones((2, 1, 4))
+  noise = native.training_noise(jax.random.key(5), batch['mixture'].shape)
+
+  def loss(p, g):
+    out = nnx.merge(g, p)(batch['mixture'], masks, gumbel=noise, tau=0.8)
+    return jnp.mean(jnp.abs(out.audio[:, 0] - batch['mixture'])), out
+
+  (native_loss, native_out), native_grads = jax.value_and_grad(loss, has_aux=True)(params, graphdef)
+  (matmul_loss, matmul_out), matmul_grads = jax.value_and_grad(loss, has_aux=True)(params, matmul_graphdef)
+  np.testing.assert_array_equal(native_out.quantized.codes, matmul_out.quantized.codes)
+  np.testing.assert_allclose(native_out.audio, matmul_out.audio, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(native_loss, matmul_loss, rtol=1e-5)
+  for a, b in zip(jax.tree.leaves(native_grads), jax.tree.leaves(matmul_grads)):
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+  inference = [model.encode(batch['mixture']).codes for model in (native, matmul)]
+  np.testing.assert_array_equal(*inference)
+
+
+def test_conv_impl_auto_picks_matmul_on_cpu_native_elsewhere():
+  assert layers.forms_for('auto', 'cpu') == layers.MATMUL
+  assert layers.forms_for('auto', 'gpu') == layers.NATIVE and layers.forms_for('auto', 'tpu') == layers.NATIVE
+  assert layers.forms_for('native', 'cpu') == layers.NATIVE and layers.forms_for('matmul', 'tpu') == layers.MATMUL
+  with pytest.raises(ValueError, match='conv_impl'):
+    layers.forms_for('cudnn')
+  with pytest.raises(ValueError, match='LayerForms.strided'):
+    layers.LayerForms(strided='diagonal')
+
+
+def test_without_weight_gradients_only_the_kernel_gradients_vanish():
+  """The benchmark ablation's forms: same values and input gradients, zero kernel gradients."""
+  x = jax.random.normal(jax.random.key(0), (2, 16, 4))
+  grads = {}
+  for forms in (layers.MATMUL, layers.LayerForms(weight_gradients=False)):
+    conv = layers.StridedConv(4, 6, 2, forms=forms, rngs=nnx.Rngs(0))
+    graphdef, params = nnx.split(conv)
+    grads[forms.weight_gradients] = jax.grad(lambda p, x: jnp.sum(jnp.sin(nnx.merge(graphdef, p)(x))),
+                                             argnums=(0, 1))(params, x)
+  (params_grad, x_grad), (ablated_params_grad, ablated_x_grad) = grads[True], grads[False]
+  np.testing.assert_allclose(ablated_x_grad, x_grad, rtol=1e-5, atol=1e-6)
+  assert float(jnp.abs(params_grad['kernel'][...]).max()) > 0
+  np.testing.assert_array_equal(ablated_params_grad['kernel'][...], 0)
 
 
 def test_bfloat16_compute_keeps_float32_params(ci_config):
@@ -109,9 +195,10 @@ def test_bfloat16_compute_keeps_float32_params(ci_config):
   assert out.audio.dtype == jnp.float32 and np.isfinite(np.asarray(out.audio)).all()
 
 
+@pytest.mark.parametrize('forms', [layers.MATMUL, layers.NATIVE], ids=['matmul', 'native'])
 @pytest.mark.parametrize('kernel_size,dilation,cin,cout', [(3, 1, 4, 4), (3, 3, 2, 5), (5, 9, 3, 3)])
-def test_dilated_conv_equals_direct_convolution(kernel_size, dilation, cin, cout):
-  conv = layers.DilatedConv(cin, cout, kernel_size, dilation, rngs=nnx.Rngs(0))
+def test_dilated_conv_equals_direct_convolution(kernel_size, dilation, cin, cout, forms):
+  conv = layers.DilatedConv(cin, cout, kernel_size, dilation, forms=forms, rngs=nnx.Rngs(0))
   conv.bias[...] = jax.random.normal(jax.random.key(1), (cout,))
   x = jax.random.normal(jax.random.key(2), (2, 40, cin))
   pad = dilation * (kernel_size - 1) // 2
@@ -139,9 +226,9 @@ def test_residual_and_fsq_models_decode_their_codes(ci_config, kind):
     ci_config.quantizer.fsq_levels = (5, 3)
     ci_config.quantizer.code_dim, ci_config.quantizer.codebook_size = 2, 15
   model = models.VQVAE(ci_config, rngs=nnx.Rngs(0))
-  batch = next(input_pipeline.synthetic_batches(ci_config, 2, seed=2))
+  batch = next(synthetic_data.synthetic_batches(ci_config, 2, seed=2))
   masks = jnp.ones((2, 1, 4))
-  out = model(batch['mixture'], masks, noise_key=jax.random.key(0))
+  out = model(batch['mixture'], masks, gumbel=model.training_noise(jax.random.key(0), batch['mixture'].shape))
   assert out.audio.shape == (2, 1, ci_config.data.segment_length, 2)
   frames = ci_config.data.segment_length // 16
   assert out.quantized.codes.shape == (2, frames, 4, ci_config.quantizer.num_codebooks)
@@ -162,7 +249,7 @@ def test_codes_per_source_leaves_unused_codes_empty(ci_config):
   model = models.VQVAE(ci_config, rngs=nnx.Rngs(0))
   shapes = lambda m: jax.tree.map(jnp.shape, nnx.state(m, nnx.Param))
   assert shapes(model) == shapes(uniform)
-  batch = next(input_pipeline.synthetic_batches(ci_config, 2, seed=2))
+  batch = next(synthetic_data.synthetic_batches(ci_config, 2, seed=2))
   quantized = model.encode(batch['mixture'])
   codes = np.asarray(quantized.codes)
   assert (codes[:, :, 1, 1] == 0).all() and (codes[:, :, 0, 1] != 0).any()
@@ -194,3 +281,17 @@ def test_codes_per_source_is_checked(ci_config, counts, message):
   q.kind, q.fsq_levels, q.code_dim, q.codebook_size = 'fsq', (5, 3), 2, 15
   with pytest.raises(errors.ConfigError, match=message):
     config_lib.validate(ci_config)
+
+
+@pytest.mark.parametrize('hard', [False, True])
+def test_quantizer_hard_switches_the_models_training_vectors_to_one_entry(ci_config, hard):
+  """quantizer.hard reaches the model: with it, a training pass's slot vectors are the codebook entries of
+  argmax(logits + noise) (straight-through); without, soft mixtures that no entry equals."""
+  ci_config.quantizer.hard = hard
+  model = models.VQVAE(ci_config, rngs=nnx.Rngs(0))
+  batch = next(synthetic_data.synthetic_batches(ci_config, 2, seed=5))
+  noise = model.training_noise(jax.random.key(6), batch['mixture'].shape)
+  quantized = model.encode(batch['mixture'], gumbel=noise, tau=1.0)
+  noisy_codes = jnp.argmax(model.encoder(batch['mixture']) + noise, axis=-1)
+  entries = model.lookup(noisy_codes)
+  assert np.allclose(quantized.vectors, entries, atol=1e-6) == hard

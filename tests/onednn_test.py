@@ -14,7 +14,7 @@ pytest.importorskip('tensorflow')
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The test files whose code runs TensorFlow ops (tf.data pipeline, decimation, TFDS build and read).
-TF_TEST_FILES = ('tests/input_pipeline_test.py', 'tests/data_builder_test.py')
+TF_TEST_FILES = ('tests/tfds_data_test.py', 'tests/data_builder_test.py')
 
 
 @pytest.mark.slow

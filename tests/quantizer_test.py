@@ -13,6 +13,10 @@ def _bank(shared=False):
   return quantizer_lib.make_bank(S, H, K, D, shared, rngs=nnx.Rngs(0))
 
 
+def _noise(seed, logits):
+  return quantizer_lib.gumbel_noise(jax.random.key(seed), logits.shape)
+
+
 def test_bank_has_independent_codebooks_per_source():
   bank = _bank()
   assert bank.codebook.shape == (S, H, K, D)
@@ -22,9 +26,9 @@ def test_bank_has_independent_codebooks_per_source():
 def test_changing_one_sources_codebook_changes_only_that_sources_output():
   bank = _bank()
   logits = jax.random.normal(jax.random.key(0), (2, 5, S, H, K))
-  before = quantizer_lib.quantize(bank, logits, jax.random.key(1), 1.0, hard=False, shared=False).vectors
+  before = quantizer_lib.quantize(bank, logits, _noise(1, logits), 1.0, hard=False, shared=False).vectors
   bank.codebook[...] = bank.codebook[...].at[2].add(1.0)
-  after = quantizer_lib.quantize(bank, logits, jax.random.key(1), 1.0, hard=False, shared=False).vectors
+  after = quantizer_lib.quantize(bank, logits, _noise(1, logits), 1.0, hard=False, shared=False).vectors
   changed = [not np.allclose(before[:, :, s], after[:, :, s]) for s in range(S)]
   assert changed == [False, False, True, False]
 
@@ -43,11 +47,11 @@ def test_eval_quantization_is_one_hot_and_deterministic():
 def test_training_quantization_is_a_soft_mixture_of_entries():
   bank = _bank()
   logits = jnp.zeros((1, 1, S, H, K))
-  soft = quantizer_lib.quantize(bank, logits, jax.random.key(3), 1e4, hard=False, shared=False)
+  soft = quantizer_lib.quantize(bank, logits, _noise(3, logits), 1e4, hard=False, shared=False)
   # Very high temperature: near-uniform weights, the mean of the entries.
   mean_entries = bank.codebook[...].mean(axis=2).reshape(S, H * D)
   np.testing.assert_allclose(soft.vectors[0, 0], mean_entries, atol=1e-2)
-  hard = quantizer_lib.quantize(bank, logits, jax.random.key(3), 1.0, hard=True, shared=False)
+  hard = quantizer_lib.quantize(bank, logits, _noise(3, logits), 1.0, hard=True, shared=False)
   entries = quantizer_lib.lookup(bank, jnp.argmax(jax.random.gumbel(
       jax.random.split(jax.random.key(3), S)[0], (1, 1, H, K)), -1)[:, :, None], shared=False)
   np.testing.assert_allclose(hard.vectors[0, 0, 0], entries[0, 0, 0], rtol=1e-5, atol=1e-6)
@@ -61,7 +65,7 @@ def test_hard_gumbel_passes_soft_gradients():
   weights = jax.random.normal(jax.random.key(2), (1, 3, S, H * D))
 
   def total(l, hard):  # the module is merged inside the trace, as in the train step
-    return (quantizer_lib.quantize(nnx.merge(graphdef, state), l, jax.random.key(1), 1.0, hard=hard,
+    return (quantizer_lib.quantize(nnx.merge(graphdef, state), l, _noise(1, l), 1.0, hard=hard,
                                    shared=False).vectors * weights).sum()
 
   grad = jax.grad(total)(logits, True)
@@ -70,7 +74,7 @@ def test_hard_gumbel_passes_soft_gradients():
   # codebook (the argmax of logits + the same noise), not the soft mixture.
   np.testing.assert_allclose(grad, jax.grad(total)(logits, False), rtol=1e-5, atol=1e-7)
   bank = nnx.merge(graphdef, state)
-  hard = quantizer_lib.quantize(bank, logits, jax.random.key(1), 1.0, hard=True, shared=False)
+  hard = quantizer_lib.quantize(bank, logits, _noise(1, logits), 1.0, hard=True, shared=False)
   noise = quantizer_lib.gumbel_noise(jax.random.key(1), logits.shape)
   codes = jnp.argmax(logits + noise, axis=-1).astype(jnp.int32)
   np.testing.assert_allclose(hard.vectors, quantizer_lib.lookup(bank, codes, shared=False), atol=1e-6)
@@ -96,24 +100,10 @@ def test_perplexity_and_used_fraction():
   np.testing.assert_allclose(perplexity, 1.0, rtol=1e-3)
 
 
-def test_parts_of_a_batch_with_their_noise_combine_to_the_whole_batch():
-  """What the trainer's microbatches rely on: noise drawn for the batch and cut like it, stats combined exactly."""
-  bank = _bank()
-  logits = jax.random.normal(jax.random.key(0), (4, 5, S, H, K)) * 3.0
-  key = jax.random.key(1)
-  whole = quantizer_lib.quantize(bank, logits, key, 0.7, hard=False, shared=False)
-  noise = quantizer_lib.gumbel_noise(key, logits.shape)
-  assert noise.shape == logits.shape
-  # The same draw as quantize's own: passing it explicitly changes nothing.
-  explicit = quantizer_lib.quantize(bank, logits, None, 0.7, hard=False, shared=False, gumbel=noise)
-  np.testing.assert_array_equal(explicit.vectors, whole.vectors)
-  parts = [quantizer_lib.quantize(bank, logits[i::2], None, 0.7, hard=False, shared=False, gumbel=noise[i::2])
-           for i in range(2)]
-  combined = quantizer_lib.QuantizedResult.concatenate(parts)
-  order = np.concatenate([np.arange(0, 4, 2), np.arange(1, 4, 2)])
-  np.testing.assert_allclose(combined.vectors, whole.vectors[order], rtol=1e-6, atol=1e-6)
-  np.testing.assert_array_equal(combined.codes, whole.codes[order])
-  np.testing.assert_allclose(combined.perplexity, whole.perplexity, rtol=1e-6)
-  np.testing.assert_allclose(combined.used_fraction, whole.used_fraction)
-  # Each part alone sees a narrower code distribution than the batch: its own perplexity is not the batch's.
-  assert not np.allclose(parts[0].perplexity, whole.perplexity)
+def test_gumbel_noise_is_drawn_per_source():
+  """One key per source: a source's noise does not depend on how many sources there are after it."""
+  noise = quantizer_lib.gumbel_noise(jax.random.key(1), (2, 5, S, H, K))
+  assert noise.shape == (2, 5, S, H, K)
+  first = jax.random.gumbel(jax.random.split(jax.random.key(1), S)[0], (2, 5, H, K))
+  np.testing.assert_array_equal(noise[:, :, 0], first)
+  assert not np.allclose(noise[:, :, 0], noise[:, :, 1])

@@ -9,6 +9,8 @@ import shutil
 import signal
 import time
 
+import jax
+import numpy as np
 import pytest
 
 from srcvq_jax import checkpointing
@@ -426,7 +428,7 @@ def _train_command(workdir, fault=None, **overrides):
 def test_kill_9_resumes_from_the_newest_complete_step(tmp_path, fault, fault_report):
   """SIGKILL at a fixed point (after step 15's update; right after step 20's async save started, its commit in
   flight): the rerun resumes from the newest step whose save completed, no temporary folder is left, and it ends
-  at num_steps. (Not yet bit-identical to an uninterrupted run: issue 17, item 5.)"""
+  at num_steps with the parameters of an uninterrupted run, bit for bit (its batches are a function of the step)."""
   workdir = tmp_path / 'run'
   killed = _train_command(workdir, fault, num_steps=30)
   assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
@@ -440,11 +442,16 @@ def test_kill_9_resumes_from_the_newest_complete_step(tmp_path, fault, fault_rep
     assert f'at step {expected}' in next(line for line in resumed.stderr.splitlines() if 'resumed from' in line)
   after = sorted(os.listdir(workdir / 'checkpoints'))
   assert not [name for name in after if 'tmp' in name] and '30' in after, after
+  uninterrupted = _train_command(tmp_path / 'uninterrupted', num_steps=30)
+  assert uninterrupted.returncode == 0, uninterrupted.stderr[-2000:]
+  final = [inference.load(str(path)).params for path in (workdir, tmp_path / 'uninterrupted')]
+  jax.tree.map(np.testing.assert_array_equal, *final)
   in_flight = [name for name in left if 'tmp' in name]
   fault_report(f'kill -9 {"mid-run" if fault.startswith("kill_after") else "while a save is written"}',
                f'`{loop.TEST_FAULT}={fault}` (the trainer SIGKILLs itself {"after step 15" if "after" in fault else "with step 20 async save in flight"})',
                f'exit -9 with checkpoints {", ".join(left)}; the rerun resumes at step {expected}'
-               + (f', the unfinished {", ".join(in_flight)} removed' if in_flight else '') + ', and reaches step 30',
+               + (f', the unfinished {", ".join(in_flight)} removed' if in_flight else '')
+               + ', reaches step 30 with the params of an uninterrupted run, bit for bit',
                f'{(15 if "after" in fault else 20) - expected} steps (at most one save interval)')
 
 

@@ -8,15 +8,16 @@ project dependency: `pip install torch==2.13.0` for the benchmarks).
 import functools
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 torch = pytest.importorskip('torch')
 
 from benchmarks import torch_reference  # noqa: E402  (needs torch)
 from configs import base  # noqa: E402
-from srcvq_jax import input_pipeline  # noqa: E402
+from srcvq_jax import batch_spec  # noqa: E402
+from srcvq_jax import synthetic_data  # noqa: E402
 from srcvq_jax import loop  # noqa: E402
 from srcvq_jax import models  # noqa: E402
 from srcvq_jax import sharding  # noqa: E402
@@ -44,24 +45,13 @@ def _setup(config, seed=0):
   graphdef, params = models.split_params(models.create(config, seed=seed))
   model = torch_reference.VQVAE(config)
   torch_reference.load_jax_params(model, params)
-  batch = next(input_pipeline.synthetic_batches(config, config.data.batch_size, seed=seed))
+  batch = next(synthetic_data.synthetic_batches(config, config.data.batch_size, seed=seed))
   # Every example with a non-empty selection and complement, so all four loss terms see signal.
   batch['presence'][:] = 1.0
   batch['select'][:] = 0.0
   batch['select'][:, ::2] = 1.0
-  batch['mixture'] = input_pipeline.mix(batch['sources'], batch['presence'])
+  batch['mixture'] = batch_spec.mix(batch['sources'], batch['presence'])
   return graphdef, params, model, batch
-
-
-def _jax_gumbel(config, noise_key, batch_size):
-  """The Gumbel noise srcvq_jax.quantizer draws for `noise_key`, as [B, T', S, H, K]."""
-  q = config.quantizer
-  frames = config.data.segment_length // int(np.prod(config.model.strides))
-  num_sources = len(config.data.sources)
-  keys = jax.random.split(noise_key, num_sources)
-  shape = (batch_size, frames, q.num_codebooks, q.codebook_size)
-  noise = jax.vmap(lambda key: jax.random.gumbel(key, shape, jnp.float32))(keys)  # as nnx.vmap draws it
-  return np.array(jnp.moveaxis(noise, 0, 2))  # a writable copy: torch.from_numpy shares it
 
 
 def _assert_trees_close(ours, reference, rtol):
@@ -83,18 +73,18 @@ def _assert_trees_close(ours, reference, rtol):
 
 def _compare_loss_and_grads(config, train):
   graphdef, params, model, batch = _setup(config)
-  noise_key = jax.random.key(3) if train else None
+  noise = nnx.merge(graphdef, params).training_noise(jax.random.key(3), batch['mixture'].shape) if train else None
   tau = float(trainer.tau_schedule(config, 0))
 
   def loss_fn(p):
-    total, (terms, _) = trainer._forward(graphdef, p, batch, config, noise_key, tau)  # pylint: disable=protected-access
+    total, (terms, _) = trainer._forward(graphdef, p, batch, config, noise, tau)  # pylint: disable=protected-access
     return total, terms
 
   (total, terms), grads = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))(params)
 
   step = torch_reference.TrainStep(model, config)
   tb = torch_reference.batch_to_torch(batch)
-  gumbel = torch.from_numpy(_jax_gumbel(config, noise_key, config.data.batch_size)) if train else None
+  gumbel = torch.from_numpy(np.array(noise)) if train else None  # a writable copy: torch.from_numpy shares it
   torch_total, torch_terms, _ = step._loss(tb['mixture'], tb['sources'], tb['presence'], tb['select'],  # pylint: disable=protected-access
                                            torch.tensor(tau), train, gumbel)
   torch_total.backward()
@@ -129,8 +119,10 @@ def test_one_adam_step_lands_on_the_same_parameters(ci_config):
     new_state, metrics = step_fn(state, batch, rng)
 
   step = torch_reference.TrainStep(model, config)
-  noise = _jax_gumbel(config, jax.random.fold_in(rng, 0), config.data.batch_size)
-  torch_metrics = step(torch_reference.batch_to_torch(batch), gumbel=torch.from_numpy(noise))
+  # The noise the step drew: its key for step 0, from the step's own params (training_noise needs only shapes).
+  noise = nnx.merge(graphdef, jax.device_get(new_state['params'])).training_noise(jax.random.fold_in(rng, 0),
+                                                                                 batch['mixture'].shape)
+  torch_metrics = step(torch_reference.batch_to_torch(batch), gumbel=torch.from_numpy(np.array(noise)))
   assert float(metrics['train/loss']) == pytest.approx(float(torch_metrics['loss']), rel=1e-4)
   assert float(metrics['train/vq/perplexity']) == pytest.approx(float(torch_metrics['perplexity']), rel=1e-4)
   # Adam's first step moves every weight by ~lr * sign(grad): compare to a fraction of the learning rate.

@@ -9,18 +9,23 @@ import jax
 from flax import nnx
 
 from srcvq_jax import errors
+from srcvq_jax.models import layers
 from srcvq_jax.models import vqvae
 from srcvq_jax.models.vqvae import VQVAE, ModelOutput  # noqa: F401
 
 _MODELS = {'VQVAE': VQVAE}
 
 
-def create(config, seed: int = 0) -> nnx.Module:
-  """The model named by config.model.name, with parameters from `seed`."""
+def create(config, seed: int = 0, forms: layers.LayerForms | None = None) -> nnx.Module:
+  """The model named by config.model.name, with parameters from `seed`.
+
+  forms: how its layers compute (layers.LayerForms, e.g. a benchmark's candidate); default: config.model.conv_impl's
+  forms on this platform. The parameters are the same whatever the forms.
+  """
   name = config.model.name
   if name not in _MODELS:
     raise errors.ConfigError(f'model.name={name!r}: expected one of {tuple(_MODELS)}')
-  return _MODELS[name](config, rngs=nnx.Rngs(params=seed))
+  return _MODELS[name](config, rngs=nnx.Rngs(params=seed), forms=forms)
 
 
 def split_params(model: nnx.Module) -> tuple[nnx.GraphDef, dict]:

@@ -29,9 +29,10 @@ class ModelOutput:
 jax.tree_util.register_dataclass(ModelOutput, data_fields=['audio', 'quantized'], meta_fields=[])
 
 
-def _residual_units(width: int, count: int, kernel_size: int, *, dtype, rngs) -> nnx.List:
+def _residual_units(width: int, count: int, kernel_size: int, *, dtype, forms, rngs) -> nnx.List:
   """`count` ResidualUnits at one resolution, dilations 1, 3, 9, ... (each unit sees 3x further than the last)."""
-  return nnx.List([layers.ResidualUnit(width, kernel_size, 3**i, dtype=dtype, rngs=rngs) for i in range(count)])
+  return nnx.List([layers.ResidualUnit(width, kernel_size, 3**i, dtype=dtype, forms=forms, rngs=rngs)
+                   for i in range(count)])
 
 
 class Encoder(nnx.Module):
@@ -40,18 +41,20 @@ class Encoder(nnx.Module):
 
   def __init__(self, in_channels: int, channels, strides, num_sources: int, num_codebooks: int,
                outputs_per_code: int, *, residual_units: int = 0, residual_kernel: int = 3, dtype,
-               rngs: nnx.Rngs):
+               forms: layers.LayerForms = layers.MATMUL, rngs: nnx.Rngs):
     self.convs = nnx.List()
     self.mixes = nnx.List()
     self.residuals = nnx.List()
     previous = in_channels
     for width, stride in zip(channels, strides):
-      self.convs.append(layers.StridedConv(previous, width, stride, dtype=dtype, rngs=rngs))
-      self.mixes.append(layers.GatedDense(width, 2 * width, dtype=dtype, rngs=rngs))
-      self.residuals.append(_residual_units(width, residual_units, residual_kernel, dtype=dtype, rngs=rngs))
+      self.convs.append(layers.StridedConv(previous, width, stride, dtype=dtype, forms=forms, rngs=rngs))
+      self.mixes.append(layers.GatedDense(width, 2 * width, dtype=dtype, forms=forms, rngs=rngs))
+      self.residuals.append(_residual_units(width, residual_units, residual_kernel, dtype=dtype, forms=forms,
+                                            rngs=rngs))
       previous = width
     self.logit_shape = (num_sources, num_codebooks, outputs_per_code)
-    self.to_logits = layers.Dense(previous, num_sources * num_codebooks * outputs_per_code, dtype=dtype, rngs=rngs)
+    self.to_logits = layers.Dense(previous, num_sources * num_codebooks * outputs_per_code, dtype=dtype,
+                                  forms=forms, rngs=rngs)
 
   def __call__(self, audio: jax.Array) -> jax.Array:
     x = audio
@@ -68,17 +71,18 @@ class Decoder(nnx.Module):
   transposed conv -> GELU) -> audio."""
 
   def __init__(self, slot_features: int, out_channels: int, channels, strides, *, residual_units: int = 0,
-               residual_kernel: int = 3, dtype, rngs: nnx.Rngs):
+               residual_kernel: int = 3, dtype, forms: layers.LayerForms = layers.MATMUL, rngs: nnx.Rngs):
     widths = list(channels)[::-1]
-    self.from_slots = layers.Dense(slot_features, widths[0], dtype=dtype, rngs=rngs)
+    self.from_slots = layers.Dense(slot_features, widths[0], dtype=dtype, forms=forms, rngs=rngs)
     self.mixes = nnx.List()
     self.residuals = nnx.List()
     self.convs = nnx.List()
     targets = widths[1:] + [out_channels]
     for width, target, stride in zip(widths, targets, list(strides)[::-1]):
-      self.mixes.append(layers.GatedDense(width, 2 * width, dtype=dtype, rngs=rngs))
-      self.residuals.append(_residual_units(width, residual_units, residual_kernel, dtype=dtype, rngs=rngs))
-      self.convs.append(layers.TransposedConv(width, target, stride, dtype=dtype, rngs=rngs))
+      self.mixes.append(layers.GatedDense(width, 2 * width, dtype=dtype, forms=forms, rngs=rngs))
+      self.residuals.append(_residual_units(width, residual_units, residual_kernel, dtype=dtype, forms=forms,
+                                            rngs=rngs))
+      self.convs.append(layers.TransposedConv(width, target, stride, dtype=dtype, forms=forms, rngs=rngs))
 
   def __call__(self, slots: jax.Array) -> jax.Array:
     return self.upsample(self.from_slots(slots))
@@ -116,11 +120,17 @@ def receptive_margin(model_config) -> int:
 
 
 class VQVAE(nnx.Module):
-  """Mixture -> codes [B, T', S, H] -> any selection of sources' mixture."""
+  """Mixture -> codes [B, T', S, H] -> any selection of sources' mixture.
 
-  def __init__(self, config, *, rngs: nnx.Rngs):
+  forms: how the layers compute (layers.LayerForms; default: those of config.model.conv_impl on this platform).
+  They are not parameters: a checkpoint restores into a model of any forms and computes the same function.
+  """
+
+  def __init__(self, config, *, rngs: nnx.Rngs, forms: layers.LayerForms | None = None):
     data, model, q = config.data, config.model, config.quantizer
     dtype = jnp.dtype(model.dtype)
+    if forms is None:
+      forms = layers.forms_for(model.conv_impl)
     self.num_sources = len(data.sources)
     self.shared_codebooks = bool(q.shared_codebooks)
     self.hard = bool(q.hard)
@@ -130,7 +140,8 @@ class VQVAE(nnx.Module):
     self.fsq_levels = tuple(q.fsq_levels)
     # Codes each source uses (quantizer.codes_per_source); None when all are. A plain tuple: static, not a param.
     self.codes_per_source = config_lib.uneven_codes_per_source(config)
-    residual = dict(residual_units=int(model.residual_units), residual_kernel=int(model.residual_kernel))
+    residual = dict(residual_units=int(model.residual_units), residual_kernel=int(model.residual_kernel),
+                    forms=forms)
     outputs_per_code = len(self.fsq_levels) if self.quantizer_kind == 'fsq' else q.codebook_size
     self.encoder = Encoder(data.channels, model.channels, model.strides, self.num_sources, q.num_codebooks,
                            outputs_per_code, **residual, dtype=dtype, rngs=rngs)
@@ -149,17 +160,22 @@ class VQVAE(nnx.Module):
       return None
     return fsq.used_codes(self.codes_per_source, self.encoder.logit_shape[1])
 
-  def encode(self, mixture: jax.Array, *, noise_key: jax.Array | None = None, tau=1.0,
-             gumbel: jax.Array | None = None) -> quantizer_lib.QuantizedResult:
-    """[B, T, C] -> QuantizedResult (noise_key and gumbel None: inference, argmax codes).
+  def training_noise(self, noise_key: jax.Array, mixture_shape) -> jax.Array | None:
+    """The Gumbel noise [B, T', S, H, K] a training pass on a mixture of [B, T, C] takes (None for FSQ, which
+    quantizes deterministically). Drawn outside encode so that a caller can cut one batch's noise like the batch."""
+    if self.quantizer_kind == 'fsq':
+      return None
+    frames = mixture_shape[1] // math.prod(conv.stride for conv in self.encoder.convs)
+    return quantizer_lib.gumbel_noise(noise_key, (mixture_shape[0], frames, *self.encoder.logit_shape))
 
-    gumbel: Gumbel noise [B, T', S, H, K] to use instead of drawing it from noise_key (quantizer.gumbel_noise).
-    """
+  def encode(self, mixture: jax.Array, *, gumbel: jax.Array | None = None, tau=1.0) -> quantizer_lib.QuantizedResult:
+    """[B, T, C] -> QuantizedResult. gumbel: training noise (training_noise), or None for inference (argmax codes).
+    (FSQ ignores it: training quantizes as inference does.)"""
     logits = self.encoder(mixture)
-    if self.quantizer_kind == 'fsq':  # deterministic: training quantizes as inference does
+    if self.quantizer_kind == 'fsq':
       return fsq.quantize(logits, self.fsq_levels, self._used_codes())
-    return quantizer_lib.quantize(self.quantizers, logits, noise_key, tau, hard=self.hard,
-                                  shared=self.shared_codebooks, gumbel=gumbel)
+    return quantizer_lib.quantize(self.quantizers, logits, gumbel, tau, hard=self.hard,
+                                  shared=self.shared_codebooks)
 
   def lookup(self, codes: jax.Array) -> jax.Array:
     """Slot vectors of integer codes: [B, T', S, H] -> [B, T', S, H * D]."""
@@ -197,8 +213,8 @@ class VQVAE(nnx.Module):
     """Decodes integer codes [B, T', S, H] (e.g. edited or generated) under masks [B, M, S] or [B, M, T', S]."""
     return self.decode(self.lookup(codes), masks)
 
-  def __call__(self, mixture: jax.Array, masks: jax.Array, *, noise_key: jax.Array | None = None,
-               tau=1.0, gumbel: jax.Array | None = None) -> ModelOutput:
+  def __call__(self, mixture: jax.Array, masks: jax.Array, *, gumbel: jax.Array | None = None,
+               tau=1.0) -> ModelOutput:
     """Encodes the mixture once and decodes every selection: [B, T, C], [B, M, S] -> ModelOutput."""
-    quantized = self.encode(mixture, noise_key=noise_key, tau=tau, gumbel=gumbel)
+    quantized = self.encode(mixture, gumbel=gumbel, tau=tau)
     return ModelOutput(audio=self.decode(quantized.vectors, masks), quantized=quantized)

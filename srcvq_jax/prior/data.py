@@ -24,11 +24,12 @@ CODES = 'codes'
 
 def split_tracks(vqvae_config, split: str, synthetic_tracks: int = 4, synthetic_seconds: float = 4.0):
   """(name, stems float32 [S, T, C]) of every track of `split` (the VQ-VAE's data.source)."""
-  from srcvq_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  from srcvq_jax import synthetic_data  # pylint: disable=g-import-not-at-top
+  from srcvq_jax import tfds_data  # pylint: disable=g-import-not-at-top
 
   if vqvae_config.data.source == 'synthetic':
-    return input_pipeline.synthetic_tracks(vqvae_config, split, synthetic_tracks, synthetic_seconds)
-  return input_pipeline.load_tracks(vqvae_config, split)
+    return synthetic_data.synthetic_tracks(vqvae_config, split, synthetic_tracks, synthetic_seconds)
+  return tfds_data.load_tracks(vqvae_config, split)
 
 
 def encode_split(separator, split: str, cache_dir: str | None, **synthetic) -> dict[str, np.ndarray]:

@@ -1,4 +1,4 @@
-"""Tests of srcvq_jax.input_pipeline's TFDS part: the remix batches, eval batches, resampling, load_tracks, errors.
+"""Tests of srcvq_jax.tfds_data (the TFDS part of the input pipeline): the remix batches, eval batches, resampling, load_tracks, errors.
 
 The dataset is written here: tiny MUSDB18-HQ-layout wav tracks built with data_prep's builder. All stems of track i
 are tones of one frequency FREQS[i], so the track a source came from can be read off its spectrum.
@@ -14,8 +14,12 @@ import pytest
 import soundfile as sf
 
 from configs import ci
+from srcvq_jax import batch_spec
+from srcvq_jax import crop_store
 from srcvq_jax import errors
-from srcvq_jax import input_pipeline as ip
+from srcvq_jax import input_pipeline
+from srcvq_jax import audio as audio_lib
+from srcvq_jax import tfds_data
 
 tf = pytest.importorskip('tensorflow')
 pytest.importorskip('tensorflow_datasets')
@@ -66,14 +70,13 @@ def make_config(data_dir, **data):
   config.data.sample_rate = 22050
   config.data.segment_length = 4096
   config.data.batch_size = 8
-  config.data.shuffle_buffer = 16
   for k, v in data.items():
     config.data[k] = v
   return config
 
 
 def take(config, split='train', n=1, seed=0, **kwargs):
-  it = ip.create_batches(config, split, seed=seed, **kwargs)
+  it = input_pipeline.create_batches(config, split, seed=seed, **kwargs)
   return [next(it) for _ in range(n)]
 
 
@@ -88,24 +91,24 @@ def check_spec(batch, config, batch_size=None):
   data = config.data
   b = batch_size or data.batch_size
   s, t, c = len(data.sources), data.segment_length, data.channels
-  assert set(batch) == set(ip.BATCH_KEYS)
-  assert batch[ip.MIXTURE].shape == (b, t, c)
-  assert batch[ip.SOURCES].shape == (b, s, t, c)
-  assert batch[ip.PRESENCE].shape == (b, s) and batch[ip.SELECT].shape == (b, s)
+  assert set(batch) == set(batch_spec.BATCH_KEYS)
+  assert batch[batch_spec.MIXTURE].shape == (b, t, c)
+  assert batch[batch_spec.SOURCES].shape == (b, s, t, c)
+  assert batch[batch_spec.PRESENCE].shape == (b, s) and batch[batch_spec.SELECT].shape == (b, s)
   for v in batch.values():
     assert v.dtype == np.float32 and np.all(np.isfinite(v))
-  presence, select = batch[ip.PRESENCE], batch[ip.SELECT]
+  presence, select = batch[batch_spec.PRESENCE], batch[batch_spec.SELECT]
   assert set(np.unique(presence)) <= {0.0, 1.0} and set(np.unique(select)) <= {0.0, 1.0}
   assert np.all(presence.sum(axis=1) >= 1)
   assert np.all(select <= presence)
-  np.testing.assert_allclose(batch[ip.MIXTURE], ip.mix(batch[ip.SOURCES], presence), atol=1e-6)
+  np.testing.assert_allclose(batch[batch_spec.MIXTURE], batch_spec.mix(batch[batch_spec.SOURCES], presence), atol=1e-6)
 
 
 # --- Tests -------------------------------------------------------------------------------------------------------
 
 
 def test_package_imports_without_tensorflow():
-  code = ('import sys, srcvq_jax.input_pipeline as ip; '
+  code = ('import sys, srcvq_jax.input_pipeline, srcvq_jax.tfds_data, srcvq_jax.crop_store, srcvq_jax.audio; '
           'assert "tensorflow" not in sys.modules and "tensorflow_datasets" not in sys.modules; print("ok")')
   result = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True, check=False)
   assert result.stdout.strip() == 'ok', result.stderr
@@ -117,8 +120,8 @@ def test_train_batches_spec_masks_and_gains(dataset):
   for batch in batches:
     check_spec(batch, config)
     # Stems peak at 6000/32768; gains are at most gain_max.
-    assert np.abs(batch[ip.SOURCES]).max() <= config.data.gain_max * 6000 / 32768 * 1.01
-  presence = np.concatenate([b[ip.PRESENCE] for b in batches])
+    assert np.abs(batch[batch_spec.SOURCES]).max() <= config.data.gain_max * 6000 / 32768 * 1.01
+  presence = np.concatenate([b[batch_spec.PRESENCE] for b in batches])
   assert 0 < presence.mean() < 1  # masks vary (presence_prob 0.75)
 
 
@@ -127,7 +130,7 @@ def test_remix_draws_each_source_from_a_different_track(dataset):
   rate = config.data.sample_rate
   used = set()
   for batch in take(config, n=3):
-    for example in batch[ip.SOURCES]:
+    for example in batch[batch_spec.SOURCES]:
       tracks = [track_of(source, rate) for source in example]
       assert len(set(tracks)) == 4, tracks
       assert set(tracks) <= {'A - Track', 'B - Track', 'C - Track', 'D - Track'}  # train split only
@@ -139,7 +142,7 @@ def test_without_remix_sources_share_a_track(dataset):
   config = make_config(dataset[0], remix=False)
   batch = take(config)[0]
   check_spec(batch, config)
-  for example in batch[ip.SOURCES]:
+  for example in batch[batch_spec.SOURCES]:
     assert len({track_of(source, config.data.sample_rate) for source in example}) == 1
 
 
@@ -147,9 +150,9 @@ def test_same_seed_same_batches_other_seed_differs(dataset):
   config = make_config(dataset[0])
   first, second, other = take(config, n=3, seed=5), take(config, n=3, seed=5), take(config, n=3, seed=6)
   for a, b in zip(first, second):
-    for key in ip.BATCH_KEYS:
+    for key in batch_spec.BATCH_KEYS:
       np.testing.assert_array_equal(a[key], b[key])
-  assert not np.array_equal(first[0][ip.SOURCES], other[0][ip.SOURCES])
+  assert not np.array_equal(first[0][batch_spec.SOURCES], other[0][batch_spec.SOURCES])
 
 
 def test_crops_are_exact_int16_at_the_dataset_rate(dataset):
@@ -157,7 +160,7 @@ def test_crops_are_exact_int16_at_the_dataset_rate(dataset):
   config = make_config(dataset[0], sample_rate=44100, gain_min=0.5, gain_max=0.5)
   batch = take(config)[0]
   check_spec(batch, config)
-  scaled = batch[ip.SOURCES] * 32768 * 2
+  scaled = batch[batch_spec.SOURCES] * 32768 * 2
   np.testing.assert_array_equal(scaled, np.round(scaled))
   assert np.abs(scaled).max() <= 32767
 
@@ -168,7 +171,7 @@ def test_eval_batches_are_fixed_crops_of_one_track(dataset):
   length = config.data.segment_length
   first, again = take(config, 'validation', n=2), take(config, 'validation', n=2)
   for a, b in zip(first, again):
-    for key in ip.BATCH_KEYS:
+    for key in batch_spec.BATCH_KEYS:
       np.testing.assert_array_equal(a[key], b[key])
   # Chunks of 'V - Valid' (1.5 s) start at 0 and 0.5 s; crops are consecutive within a chunk, no gain or swap.
   wavs = {stem: sf.read(os.path.join(root, 'train', 'V - Valid', stem + '.wav'), dtype='int16')[0] / 32768.0
@@ -176,35 +179,58 @@ def test_eval_batches_are_fixed_crops_of_one_track(dataset):
   starts = {chunk + k * length for chunk in (0, int(0.5 * RATE)) for k in range(RATE // length)}
   for batch in first:
     check_spec(batch, config)
-    for example in batch[ip.SOURCES]:
+    for example in batch[batch_spec.SOURCES]:
       # (A steady tone can repeat exactly at two starts: any start where all four stems match will do.)
       assert any(all(np.array_equal(example[s], wavs[stem][o:o + length]) for s, stem in enumerate(STEMS))
                  for o in starts)
 
 
 def test_remix_with_fewer_tracks_than_sources_still_yields(dataset):
-  # The validation split has one track: the remix asks for min(4, 1) distinct tracks instead of hanging.
+  # The validation split has one track: the remix repeats it instead of hanging.
   config = make_config(dataset[0])
-  batch = next(ip.tfds_batches(config, 'validation', local_batch=4, seed=0, process_index=0, process_count=1,
-                               training=True))
-  check_spec(batch, config, batch_size=4)
+  batch = next(crop_store.training_batches(config, 'validation', seed=0, start_step=0))
+  check_spec(batch, config)
 
 
-def test_processes_read_different_examples(dataset):
+def test_processes_split_the_global_batch_and_a_resume_continues_the_stream(dataset):
+  """Every training example is a function of (seed, split, step, index): two processes' local batches are the
+  halves of the one-process global batch, and a stream started at step 2 is the uninterrupted one from step 2."""
   config = make_config(dataset[0])
-  parts = [take(config, seed=0, process_index=i, process_count=2)[0] for i in range(2)]
-  for part in parts:
-    check_spec(part, config, batch_size=4)
-  assert not np.array_equal(parts[0][ip.SOURCES], parts[1][ip.SOURCES])
+  whole = take(config, n=3, seed=0)
+  parts = [take(config, n=3, seed=0, process_index=i, process_count=2) for i in range(2)]
+  resumed = take(config, n=1, seed=0, start_step=2)[0]
+  for step in range(3):
+    for key in batch_spec.BATCH_KEYS:
+      np.testing.assert_array_equal(np.concatenate([parts[0][step][key], parts[1][step][key]]), whole[step][key])
+  for key in batch_spec.BATCH_KEYS:
+    np.testing.assert_array_equal(resumed[key], whole[2][key])
+  assert not np.array_equal(whole[0][batch_spec.SOURCES], whole[1][batch_spec.SOURCES])
+
+
+def test_crop_store_is_built_once_and_holds_the_decimated_chunks(dataset):
+  data_dir, _ = dataset
+  config = make_config(data_dir)  # 22.05 kHz: the store holds the chunks decimated by 2
+  store = crop_store.open_store(config, 'train')
+  again = crop_store.open_store(config, 'train')
+  assert again.path == store.path and os.path.isfile(os.path.join(store.path, 'index.json'))
+  assert not [name for name in os.listdir(os.path.dirname(store.path)) if '.tmp-' in name]
+  assert set(store.track_names) == {'A - Track', 'B - Track', 'C - Track', 'D - Track'}
+  builder, info = tfds_data.open_chunks(config, 'train')
+  track, stems = next(tfds_data.split_chunks(builder, info, 'train', config.data.sources))
+  assert info.ratio == 2 and stems.dtype == np.float32
+  first = np.stack([store.audio[s][:store.lengths[0]] for s in range(4)])
+  assert store.track_names[store.tracks[0]] == track
+  np.testing.assert_allclose(first / 32768.0, stems, atol=1 / 32768)
+  assert track_of(first[0].astype(np.float32), config.data.sample_rate) == track
 
 
 def test_lowpass_decimation_passes_band_and_rejects_aliases():
-  taps = ip.lowpass_taps(2)
+  taps = audio_lib.lowpass_taps(2)
   n = 8192
   t = np.arange(n + len(taps) - 1) / RATE
   for freq, low, high in ((1000.0, -0.05, 0.05), (9000.0, -0.5, 0.05), (15000.0, -200, -60)):
     x = np.sin(2 * np.pi * freq * t).astype(np.float32)[None, :, None]  # [1, L, 1]
-    y = ip._decimate(tf.constant(x), taps, 2).numpy()  # pylint: disable=protected-access
+    y = audio_lib.decimate(tf.constant(x), taps, 2).numpy()  # pylint: disable=protected-access
     assert y.shape == (1, n // 2, 1)
     gain_db = 20 * np.log10(np.sqrt(2) * np.std(y) + 1e-12)
     assert low <= gain_db <= high, (freq, gain_db)
@@ -215,12 +241,12 @@ def test_decimation_equals_scipy_upfirdn(ratio):
   # An independent reference with the same taps: upfirdn's full convolution, downsampled, starts (len - 1) / ratio
   # outputs before the first output whose window lies wholly inside the input ('VALID').
   scipy_signal = pytest.importorskip('scipy.signal')
-  taps = ip.lowpass_taps(ratio)
+  taps = audio_lib.lowpass_taps(ratio)
   offset = (len(taps) - 1) // ratio
   rng = np.random.default_rng(ratio)
   for shape in ((3, 5000, 2), (2, 4, 3001, 1)):  # [B, L, C] (load_tracks) and [B, S, L, C] (training batches)
     x = rng.uniform(-1, 1, shape).astype(np.float32)
-    y = ip._decimate(tf.constant(x), taps, ratio).numpy()  # pylint: disable=protected-access
+    y = audio_lib.decimate(tf.constant(x), taps, ratio).numpy()  # pylint: disable=protected-access
     reference = scipy_signal.upfirdn(taps, x, down=ratio, axis=-2)[..., offset:offset + y.shape[-2], :]
     assert y.shape == shape[:-2] + ((shape[-2] - len(taps)) // ratio + 1, shape[-1])
     np.testing.assert_allclose(y, reference, rtol=0, atol=1e-6)
@@ -241,18 +267,18 @@ def test_load_tracks(dataset):
   wav = {stem: sf.read(os.path.join(root, 'test', 'T - Test', stem + '.wav'), dtype='int16')[0] / 32768.0
          for stem in STEMS}
   n = wav['vocals'].shape[0]
-  tracks = list(ip.load_tracks(make_config(data_dir, sample_rate=44100), 'test'))
+  tracks = list(tfds_data.load_tracks(make_config(data_dir, sample_rate=44100), 'test'))
   assert [name for name, _ in tracks] == ['T - Test']
   stems = tracks[0][1]
   assert stems.shape == (4, n, 2) and stems.dtype == np.float32
   for s, stem in enumerate(STEMS):
     np.testing.assert_array_equal(stems[s], wav[stem])
   # Resampled to 22.05 kHz: ceil(n / 2) samples, the tone kept.
-  name, half = next(ip.load_tracks(make_config(data_dir), 'test'))
+  name, half = next(tfds_data.load_tracks(make_config(data_dir), 'test'))
   assert half.shape == (4, (n + 1) // 2, 2)
   assert track_of(half[0], 22050) == name
   # A mono model: the channels averaged.
-  _, mono = next(ip.load_tracks(make_config(data_dir, sample_rate=44100, channels=1), 'test'))
+  _, mono = next(tfds_data.load_tracks(make_config(data_dir, sample_rate=44100, channels=1), 'test'))
   np.testing.assert_allclose(mono[..., 0], stems.mean(axis=-1), atol=1e-7)
 
 
