@@ -23,7 +23,8 @@ Builder configs:
                     overlaps the one before), so every chunk of a track at least one chunk long has full length.
                     A track shorter than one chunk is kept as one shorter example (the pipeline pads its crops);
                     their count is logged.
-  tracks            one example per whole track (offset 0), for evaluation (`tfds_data.load_tracks`).
+  tracks            whole tracks for evaluation, as consecutive pieces of <= 60 s in order (`tfds_data.load_tracks`
+                    stitches them back; one record must stay below protobuf's 2 GB).
 
 Splits: train / validation / test. test = MUSDB's test subset. validation = the validation subset of MUSDB's train
 subset: musdb's official list (`split='valid'`), or, when ROOT/validation_tracks.txt exists (ChoraleMix writes one),
@@ -58,6 +59,9 @@ MIXTURE = 'mixture'
 SAMPLE_RATE = 44100
 CHANNELS = 2
 DEFAULT_CHUNK_SECONDS = 10.0
+# The 'tracks' config stores a track as consecutive pieces of at most this long (one TFRecord holds < 2 GB: a
+# whole 60-minute track of four int16 stereo stems is ~1.6 GB), in order; tfds_data.load_tracks stitches them.
+TRACK_PIECE_SECONDS = 60.0
 # AAC streams of one .stem.mp4 may differ by encoder padding (at most a frame or two); longer differences are errors.
 _STEM_MP4_LENGTH_TOLERANCE = 2048
 
@@ -284,7 +288,10 @@ class Musdb18(tfds.core.GeneratorBasedBuilder):
   BUILDER_CONFIGS = [
       BuilderConfig(name='chunks', chunk_seconds=DEFAULT_CHUNK_SECONDS,
                     description='One example per fixed-length chunk of a track (training).'),
-      BuilderConfig(name='tracks', chunk_seconds=None, description='One example per whole track (evaluation).'),
+      BuilderConfig(name='tracks', chunk_seconds=None, version=tfds.core.Version('1.1.0'),
+                    release_notes={'1.1.0': f'A track as consecutive pieces of <= {TRACK_PIECE_SECONDS:g} s, in '
+                                            'order (was: one example per track, which protobuf caps at 2 GB).'},
+                    description='Whole tracks for evaluation, as consecutive pieces in order.'),
   ]
   DEFAULT_CONFIG_NAME = 'chunks'
   # tfds 4.9.10 derives code_path through `importlib_resources`, which it only declares for Python < 3.9
@@ -333,6 +340,8 @@ class Musdb18(tfds.core.GeneratorBasedBuilder):
         # Read by srcvq_jax.input_pipeline: rate/sources without opening an example, and the track names per split
         # (the remix needs the number of distinct tracks).
         metadata=tfds.core.MetadataDict(sample_rate=SAMPLE_RATE, channels=CHANNELS, sources=list(SOURCES)),
+        # The pieces of a whole track stay in order (and together) for tfds_data.load_tracks to stitch.
+        disable_shuffling=self.builder_config.name == 'tracks',
     )
 
   def _split_generators(self, dl_manager):
@@ -373,8 +382,12 @@ class Musdb18(tfds.core.GeneratorBasedBuilder):
           silent.append(f'{track.name}/{name}')
       if chunk is not None and length < chunk:
         short.append(track.name)
-      for offset in chunk_offsets(length, chunk):
-        end = length if chunk is None else min(offset + chunk, length)
+      if chunk is None:  # whole tracks, as consecutive pieces
+        piece = int(round(TRACK_PIECE_SECONDS * SAMPLE_RATE))
+        pieces = [(offset, min(offset + piece, length)) for offset in range(0, max(length, 1), piece)]
+      else:
+        pieces = [(offset, min(offset + chunk, length)) for offset in chunk_offsets(length, chunk)]
+      for offset, end in pieces:
         example = {name: audio[offset:end] for name, audio in stems.items()}
         example.update(track=track.name, offset=offset, sample_rate=SAMPLE_RATE)
         yield f'{track.name}:{offset}', example

@@ -104,7 +104,9 @@ def _decimate_centred(audio, taps: np.ndarray, ratio: int):
 
 def load_tracks(config, split: str, *, process_index: int = 0,
                 process_count: int = 1) -> Iterator[tuple[str, np.ndarray]]:
-  """Whole tracks of `split` from the dataset's 'tracks' config, for evaluation (TensorFlow imported here).
+  """Whole tracks of `split` from the dataset's 'tracks' config, for evaluation (TensorFlow imported here): a
+  track stored as consecutive pieces (builds since 1.1.0: protobuf caps one record at 2 GB, ~60 minutes) is
+  stitched back before it is decimated, so it equals the track as one piece.
 
   Args:
     config: the experiment ConfigDict (config.data.{data_dir, dataset, sources, sample_rate, channels}).
@@ -127,20 +129,45 @@ def load_tracks(config, split: str, *, process_index: int = 0,
     raise errors.DataError(f'{builder.data_dir}: no split {split!r} (has {sorted(builder.info.splits)})')
   sources = list(config.data.sources)
   taps = audio_lib.lowpass_taps(info.ratio) if info.ratio > 1 else None
-  ds = _as_dataset(builder, _process_split(split, process_index, process_count), sources + ['track'],
-                   shuffle_files=False)
+  ds = _as_dataset(builder, split, sources + ['track', 'offset'], shuffle_files=False)
   mono = config.data.channels == 1
 
+  def finish(pieces):
+    audio = tf.cast(tf.concat(pieces, axis=1), tf.float32) / 32768.0  # [S, T, 2]
+    if mono:
+      audio = tf.reduce_mean(audio, axis=-1, keepdims=True)
+    if taps is not None:
+      audio = _decimate_centred(audio, taps, info.ratio)
+    return audio.numpy()
+
   def tracks():  # A generator of its own, so that the checks above fail at the call, not at the first next().
-    for example in ds:
-      audio = tf.cast(tf.stack([example[name] for name in sources]), tf.float32) / 32768.0  # [S, T, 2]
-      if mono:
-        audio = tf.reduce_mean(audio, axis=-1, keepdims=True)
-      if taps is not None:
-        audio = _decimate_centred(audio, taps, info.ratio)
-      yield example['track'].numpy().decode('utf-8'), audio.numpy()
+    for index, (name, pieces) in enumerate(_stitched(ds, sources, builder.data_dir)):
+      if index % process_count == process_index:
+        yield name, finish(pieces)
 
   return tracks()
+
+
+def _stitched(ds, sources, where) -> Iterator[tuple[str, list]]:
+  """(track, its pieces int16 [S, T_i, 2] in order) of a 'tracks' build: one piece per track (builds before
+  1.1.0) or consecutive pieces of at most data_prep.musdb18.TRACK_PIECE_SECONDS, stored in order (their offsets
+  checked to continue each other, so a track is never stitched from a shuffled or incomplete build)."""
+  tf = _import_tf()
+  name, pieces, expected = None, [], 0
+  for example in ds:
+    track, offset = example['track'].numpy().decode('utf-8'), int(example['offset'])
+    piece = tf.stack([example[s] for s in sources])
+    if track != name:
+      if name is not None:
+        yield name, pieces
+      name, pieces, expected = track, [], 0
+    if offset != expected:
+      raise errors.DataError(f'{where}: track {track!r} has a piece at sample {offset}, expected {expected} '
+                             '(an incomplete or reordered tracks build: rebuild it with data_prep.build)')
+    pieces.append(piece)
+    expected = offset + int(piece.shape[1])
+  if name is not None:
+    yield name, pieces
 
 
 # --- Internals --------------------------------------------------------------------------------------------------------

@@ -282,6 +282,26 @@ def test_load_tracks(dataset):
   np.testing.assert_allclose(mono[..., 0], stems.mean(axis=-1), atol=1e-7)
 
 
+def test_long_tracks_are_stored_as_pieces_and_stitched_back(dataset, tmp_path, monkeypatch):
+  """The tracks config keeps one record below protobuf's 2 GB by storing pieces (here 0.4 s instead of 60 s), in
+  order; load_tracks stitches them into the track, equal to the wavs sample for sample."""
+  from data_prep import musdb18  # pylint: disable=g-import-not-at-top
+  _, root = dataset
+  monkeypatch.setattr(musdb18, 'TRACK_PIECE_SECONDS', 0.4)
+  data_dir = str(tmp_path / 'tfds')
+  build_lib.build('chorale_mix', root, data_dir, is_wav=True, configs=('tracks',))
+  builder = tfds_data._open_builder(make_config(data_dir), tfds_data.TRACKS_CONFIG)  # pylint: disable=protected-access
+  examples = list(builder.as_dataset(split='train', shuffle_files=False).as_numpy_iterator())
+  pieces = [(e['track'].decode(), int(e['offset'])) for e in examples]
+  assert pieces[:3] == [('A - Track', 0), ('A - Track', int(0.4 * RATE)), ('A - Track', int(0.8 * RATE))]
+  tracks = dict(tfds_data.load_tracks(make_config(data_dir, sample_rate=44100), 'train'))
+  assert sorted(tracks) == ['A - Track', 'B - Track', 'C - Track', 'D - Track']
+  for name, stems in tracks.items():
+    for s, stem in enumerate(STEMS):
+      wav = sf.read(os.path.join(root, 'train', name, stem + '.wav'), dtype='int16')[0] / 32768.0
+      np.testing.assert_array_equal(stems[s], wav)
+
+
 def test_clear_errors(dataset, tmp_path):
   data_dir, _ = dataset
   with pytest.raises(errors.DataError, match='not an integer multiple'):
