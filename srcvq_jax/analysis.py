@@ -217,6 +217,51 @@ def embedding_summary(embeddings: SlotEmbeddings, names: Sequence[str], png_path
 # --- Source awareness that can fail ------------------------------------------------------------------------------
 
 
+class AwarenessSums:
+  """The sums over a track that slot_leakage_db and slot_correlations need, added block by block (a long track
+  is scored in blocks: the sums of its blocks are the whole track's, so the scores are too)."""
+
+  def __init__(self, num_sources: int):
+    self.energy = np.zeros((num_sources, num_sources))    # [S inputs, S slots]: decoded energy, stem i alone in
+    self.dots = np.zeros((num_sources, num_sources))      # [S slots, S references]: <estimate_i, reference_j>
+    self.estimate_power = np.zeros(num_sources)
+    self.reference_power = np.zeros(num_sources)
+    self.values = 0                                       # samples x channels per reference
+
+  def add(self, single_source_decodes: np.ndarray | None, estimates: np.ndarray | None, stems: np.ndarray) -> None:
+    """single_source_decodes [S inputs, S slots, T, C] and/or estimates [S, T, C] of one block of stems [S, T, C]."""
+    ref = stems.reshape(stems.shape[0], -1).astype(np.float64)
+    self.reference_power += np.sum(ref ** 2, axis=1)
+    self.values += ref.shape[1]
+    if single_source_decodes is not None:
+      self.energy += np.sum(np.square(single_source_decodes.astype(np.float64)), axis=(2, 3))
+    if estimates is not None:
+      est = estimates.reshape(estimates.shape[0], -1).astype(np.float64)
+      self.dots += est @ ref.T
+      self.estimate_power += np.sum(est ** 2, axis=1)
+
+  def leakage_db(self) -> np.ndarray:
+    """slot_leakage_db of the sums: float64 [S]."""
+    num = self.energy.shape[0]
+    own = np.diag(self.energy)
+    others = (self.energy.sum(axis=1) - own) / max(num - 1, 1)
+    active = np.sqrt(self.reference_power / max(self.values, 1)) >= INACTIVE_RMS
+    with np.errstate(divide='ignore', invalid='ignore'):
+      leakage = np.maximum(10 * np.log10(others / own), LEAKAGE_FLOOR_DB)  # no leak at all: the floor, not -inf
+    return np.where(active & (own > 0), leakage, np.nan)
+
+  def correlations(self) -> tuple[np.ndarray, np.ndarray]:
+    """slot_correlations of the sums: (own [S], other [S])."""
+    norms = np.outer(self.estimate_power, self.reference_power)
+    with np.errstate(divide='ignore', invalid='ignore'):
+      corr2 = np.where(norms > 0, self.dots ** 2 / norms, np.nan)
+    num = corr2.shape[0]
+    own = np.diag(corr2).copy()
+    other = (np.nansum(corr2, axis=1) - np.nan_to_num(own)) / max(num - 1, 1)
+    other = np.where(np.isnan(own), np.nan, other)
+    return own, other
+
+
 def slot_leakage_db(single_source_decodes: np.ndarray, stems: np.ndarray) -> np.ndarray:
   """How much a stem alone leaks into the other sources' slots, per source, in dB (far below 0 = source-aware).
 
@@ -232,14 +277,9 @@ def slot_leakage_db(single_source_decodes: np.ndarray, stems: np.ndarray) -> np.
   Returns:
     float64 [S].
   """
-  num = stems.shape[0]
-  energy = np.sum(np.square(single_source_decodes.astype(np.float64)), axis=(2, 3))  # [S in, S slots]
-  own = np.diag(energy)
-  others = (energy.sum(axis=1) - own) / max(num - 1, 1)
-  active = np.sqrt(np.mean(np.square(stems.astype(np.float64)), axis=(1, 2))) >= INACTIVE_RMS
-  with np.errstate(divide='ignore', invalid='ignore'):
-    leakage = np.maximum(10 * np.log10(others / own), LEAKAGE_FLOOR_DB)  # no leak at all: the floor, not -inf
-  return np.where(active & (own > 0), leakage, np.nan)
+  sums = AwarenessSums(stems.shape[0])
+  sums.add(single_source_decodes, None, stems)
+  return sums.leakage_db()
 
 
 def slot_correlations(estimates: np.ndarray, stems: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -249,14 +289,6 @@ def slot_correlations(estimates: np.ndarray, stems: np.ndarray) -> tuple[np.ndar
   over the whole track (channels concatenated). A source-aware model has own >> other; a slot that outputs the
   mixture has own ~ other. NaN where a reference or an estimate is silent.
   """
-  est = estimates.reshape(estimates.shape[0], -1).astype(np.float64)
-  ref = stems.reshape(stems.shape[0], -1).astype(np.float64)
-  dots = est @ ref.T  # [S slots, S references]
-  norms = np.outer(np.sum(est ** 2, axis=1), np.sum(ref ** 2, axis=1))
-  with np.errstate(divide='ignore', invalid='ignore'):
-    corr2 = np.where(norms > 0, dots ** 2 / norms, np.nan)
-  num = corr2.shape[0]
-  own = np.diag(corr2).copy()
-  other = (np.nansum(corr2, axis=1) - np.nan_to_num(own)) / max(num - 1, 1)
-  other = np.where(np.isnan(own), np.nan, other)
-  return own, other
+  sums = AwarenessSums(stems.shape[0])
+  sums.add(None, estimates, stems)
+  return sums.correlations()

@@ -6,8 +6,10 @@
 
 --workdir is a training workdir (its latest checkpoint) or an export dir. Tracks come from the TFDS 'tracks' build
 (tfds_data.load_tracks, at --data_dir or the config's data.data_dir) or, with --musdb_root, from a MUSDB18(-HQ)
-layout read by musdb.DB(root, is_wav=True) (ChoraleMix renders that layout). Every track is separated whole with
-the chunked inference of srcvq_jax.inference (argmax codes; slot i alone decodes source i).
+layout read by musdb.DB(root, is_wav=True) (ChoraleMix renders that layout). Every track is separated with the
+chunked inference of srcvq_jax.inference (argmax codes; slot i alone decodes source i); a track longer than
+--block_seconds is read (wav layout: from disk) and scored in blocks, each with the context that makes its outputs
+equal a whole-track pass, so memory does not grow with the track's length and the scores are the whole track's.
 
 SDR (srcvq_jax.sdr, equal to museval's BSSEval v4 image SDR to ~1e-12 dB): 1 s windows, median over windows, then
 median over tracks, per source, and the average over sources, for these rows on the same tracks:
@@ -31,13 +33,14 @@ fast SDR. OUT defaults to WORKDIR/eval/<split>.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
 import os
 import sys
 import time
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 from absl import app
@@ -71,6 +74,8 @@ def define_flags() -> None:
                     'decodes per track).')
   flags.DEFINE_string('out', None, 'Output folder (default: WORKDIR/eval/<split>).')
   flags.DEFINE_integer('batch_size', None, 'Inference windows per model call.')
+  flags.DEFINE_float('block_seconds', BLOCK_SECONDS, 'Tracks longer than this are read and scored in blocks (same '
+                     'scores, memory bounded by the block; wav tracks are read block by block from disk).')
 
 
 ROWS = ('model', 'oracle', 'mixture', 'silence', 'mixture_x0.25')
@@ -87,6 +92,52 @@ _MUSDB_SPLITS = {'test': 'test', 'train': 'train', 'validation': 'validation', '
 
 # --- Tracks ------------------------------------------------------------------------------------------------------
 
+# Tracks longer than this are scored in blocks of it (at least; a multiple of 1 s and of the model's frame), each
+# read with the context that makes its outputs equal a whole-track pass: memory does not grow with the length.
+BLOCK_SECONDS = 60.0
+
+
+@dataclasses.dataclass
+class TrackAudio:
+  """One track to score: read(first, last) -> (stems float32 [S, n, C], mixture float32 [n, C]) of samples
+  [first, last) at `rate` (n = last - first), so that a long track can be read in blocks."""
+  name: str
+  rate: int
+  num_samples: int
+  read: Callable[[int, int], tuple[np.ndarray, np.ndarray]]
+
+  @classmethod
+  def of_arrays(cls, name: str, stems: np.ndarray, mixture: np.ndarray, rate: int) -> TrackAudio:
+    length = min(stems.shape[1], mixture.shape[0])
+    return cls(name, int(rate), length, lambda first, last: (stems[:, first:last], mixture[first:last]))
+
+
+def _wav_track(track, sources, max_seconds: float | None) -> TrackAudio:
+  """A MUSDB18-HQ-layout track read from its wavs block by block (soundfile seeks; nothing held whole)."""
+  import soundfile as sf  # pylint: disable=g-import-not-at-top
+
+  missing = [s for s in sources if s not in track.sources]
+  if missing:
+    raise errors.UserError(f'{os.path.dirname(track.path)}: no stem for source(s) {", ".join(missing)}')
+  paths = [track.sources[s].path for s in sources] + [track.path]
+  try:
+    infos = [sf.info(p) for p in paths]
+  except Exception as e:  # pylint: disable=broad-except  (libsndfile raises several types)
+    raise errors.UserError(f'{os.path.dirname(track.path)}: cannot read its wavs ({e})') from e
+  rates = {int(i.samplerate) for i in infos}
+  if len(rates) != 1:
+    raise errors.UserError(f'{os.path.dirname(track.path)}: stems at different sample rates {sorted(rates)}')
+  rate = rates.pop()
+  total = min(int(i.frames) for i in infos)
+  if max_seconds:
+    total = min(total, int(round(max_seconds * rate)))
+
+  def read(first, last):
+    audio = [sf.read(p, start=first, stop=last, dtype='float32', always_2d=True)[0] for p in paths]
+    return np.stack(audio[:-1]), audio[-1]
+
+  return TrackAudio(track.name, rate, total, read)
+
 
 def musdb_tracks(root: str, split: str, sources, *, is_wav: bool = True, max_tracks: int | None = None,
                  max_seconds: float | None = None) -> tuple[list, Iterator[tuple[str, np.ndarray, np.ndarray, int]]]:
@@ -102,7 +153,8 @@ def musdb_tracks(root: str, split: str, sources, *, is_wav: bool = True, max_tra
     max_seconds: only the first S seconds of every track.
 
   Returns:
-    (track names, iterator of (name, stems float32 [S, T, C], mixture float32 [T, C], sample rate)).
+    (track names, iterator of TrackAudio (wav layout: read block by block) or of (name, stems float32 [S, T, C],
+    mixture float32 [T, C], sample rate) (.stem.mp4, decoded whole)).
 
   Raises:
     errors.UserError: no such folder, unknown split, no tracks, or a source missing from a track.
@@ -126,6 +178,9 @@ def musdb_tracks(root: str, split: str, sources, *, is_wav: bool = True, max_tra
 
   def iterate():
     for track in tracks:
+      if is_wav:  # read block by block
+        yield _wav_track(track, sources, max_seconds)
+        continue
       if max_seconds:
         track.chunk_start, track.chunk_duration = 0.0, float(max_seconds)
       missing = [s for s in sources if s not in track.targets]
@@ -265,17 +320,98 @@ def _museval_track(name: str, references: np.ndarray, estimates: np.ndarray, rat
   return store, np.asarray(sdr_w, np.float64)
 
 
+def _score_blocks(separator, track: TrackAudio, masks: np.ndarray, *, block_seconds: float, run_leakage: bool,
+                  keep_whole: bool, on_codes: Callable[[np.ndarray, np.ndarray, np.ndarray, bool], None]) -> dict:
+  """Everything evaluate needs of one track, computed block by block at the model's rate.
+
+  Each block is read with `context` samples on both sides (separate.block_geometry: the receptive margin plus
+  both resamplings' reach, at frame-aligned positions), resampled and run through the model whole, and cropped to
+  its own samples: its outputs equal a pass over the whole track. Blocks are a multiple of 1 s at the model's
+  rate, so their SDR windows are the track's windows. A track of at most one block is one block, no context.
+
+  on_codes(mixture codes [T', S, H], oracle codes [S, T', S, H], stems [S, T, C], first block) is called with each
+  block's (nothing of a block is kept after it, but its scores' windows and sums).
+
+  Returns:
+    {'windows': {row: [S, W]}, 'reconstruction_windows': [1, W], 'awareness': analysis.AwarenessSums,
+     'whole': (stems, estimates) of a one-block track when keep_whole else None, 'blocks', 'seconds',
+     'separation_s', 'oracle_s'}.
+  """
+  from srcvq_jax import analysis  # pylint: disable=g-import-not-at-top
+  from srcvq_jax import sdr  # pylint: disable=g-import-not-at-top
+  from srcvq_jax import separate  # pylint: disable=g-import-not-at-top
+
+  rate, num_sources, stride = separator.sample_rate, separator.num_sources, separator.stride
+  g = math.gcd(track.rate, rate)
+  up, down = rate // g, track.rate // g
+  unit, context = separate.block_geometry(separator, track.rate)
+  # Block starts: multiples of the frame unit and of 1 s at both rates.
+  step = math.lcm(unit, track.rate)
+  block = max(step, int(round(block_seconds * track.rate / step)) * step)
+  total = track.num_samples
+  if total <= block:
+    block, context = total, 0
+  model_length = -(-total * up // down)
+  out = {'windows': {row: [] for row in ROWS}, 'reconstruction_windows': [],
+         'awareness': analysis.AwarenessSums(num_sources), 'whole': None, 'blocks': 0,
+         'seconds': total / track.rate, 'separation_s': 0.0, 'oracle_s': 0.0}
+  for start in range(0, max(total, 1), max(block, 1)):
+    end = min(start + block, total)
+    first, last = max(0, start - context), min(total, end + context)
+    stems, mixture = track.read(first, last)
+    stems = audio_lib.match_channels(audio_lib.resample(stems, track.rate, rate, axis=1), separator.channels)
+    mixture = audio_lib.match_channels(audio_lib.resample(mixture, track.rate, rate, axis=0), separator.channels)
+    # This block's samples at the model's rate, within the resampled context segment.
+    begin = start * up // down
+    stop = model_length if end == total else end * up // down
+    offset = begin - first * up // down
+    length = min(stems.shape[1], mixture.shape[0])
+    keep = slice(offset, min(offset + stop - begin, length))
+    frames = slice(offset // stride, -(-keep.stop // stride))
+
+    t0 = time.perf_counter()
+    decoded, codes = separator.apply(mixture[:length], masks, return_codes=True)
+    out['separation_s'] += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    oracle, oracle_codes = separator.oracle(stems[:, :length], return_codes=True)
+    out['oracle_s'] += time.perf_counter() - t0
+    single = None
+    if run_leakage:  # every slot decoded from each stem alone: where a stem goes (analysis.slot_leakage_db)
+      single = np.stack([separator.apply(stems[i, :length], np.eye(num_sources, dtype=np.float32))
+                         for i in range(num_sources)])[:, :, keep]
+
+    stems, mixture, decoded, oracle = stems[:, keep], mixture[keep], decoded[:, keep], oracle[:, keep]
+    estimates, reconstructed = decoded[:num_sources], decoded[num_sources]
+    # The whole track's windows drop a trailing partial one: so does a last block shorter than a window.
+    if start == 0 or mixture.shape[0] >= rate:
+      for row, values in track_windows(stems, mixture, rate, model=estimates, oracle=oracle).items():
+        out['windows'][row].append(values)
+      out['reconstruction_windows'].append(sdr.sdr_per_window(mixture[None], reconstructed[None], rate))
+    out['awareness'].add(single, estimates, stems)
+    on_codes(codes[frames], oracle_codes[:, frames], stems, start == 0)
+    out['blocks'] += 1
+    if keep_whole and total <= block:
+      out['whole'] = (stems, estimates)
+  out['windows'] = {row: np.concatenate(values, axis=1) for row, values in out['windows'].items()}
+  out['reconstruction_windows'] = np.concatenate(out['reconstruction_windows'], axis=1)
+  return out
+
+
 # --- Evaluation --------------------------------------------------------------------------------------------------
 
 
 def evaluate(separator, tracks, *, out_dir: str, split: str, data_info: dict, run_museval: bool = False,
              run_analysis: bool = True, progress: bool | None = None, num_tracks: int | None = None,
-             run_leakage: bool = True) -> dict:
+             run_leakage: bool = True, block_seconds: float = BLOCK_SECONDS) -> dict:
   """Separates every track, scores all rows, writes results.json / results.md / tsne.png into out_dir.
+
+  A track longer than block_seconds is read and scored in blocks (_score_blocks): every score equals the whole
+  track's (the blocks' SDR windows are the track's, their sums are its sums), except museval, which needs the
+  track whole and is left out for such a track (its record says so).
 
   Args:
     separator: an inference.Separator.
-    tracks: iterable of (name, stems [S, T, C], mixture [T, C], sample rate of both).
+    tracks: iterable of TrackAudio, or of (name, stems [S, T, C], mixture [T, C], sample rate of both).
     out_dir: output folder (created).
     split: the split's name (for the report).
     data_info: where the tracks came from (for the report).
@@ -285,6 +421,7 @@ def evaluate(separator, tracks, *, out_dir: str, split: str, data_info: dict, ru
       decodes of every track.
     progress: tqdm bar over tracks (None: only on a terminal).
     num_tracks: number of tracks, when known (the bar's total).
+    block_seconds: tracks longer than this are scored in blocks of about this length.
 
   Returns:
     The results dict written to results.json.
@@ -308,65 +445,62 @@ def evaluate(separator, tracks, *, out_dir: str, split: str, data_info: dict, ru
 
   import tqdm  # pylint: disable=g-import-not-at-top
   bar = tqdm.tqdm(tracks, unit='track', total=num_tracks, disable=None if progress is None else not progress)
-  for index, (name, stems, mixture, track_rate) in enumerate(bar):
-    dataset_rates.add(int(track_rate))
-    stems = audio_lib.match_channels(audio_lib.resample(stems, track_rate, rate, axis=1), separator.channels)
-    mixture = audio_lib.match_channels(audio_lib.resample(mixture, track_rate, rate, axis=0), separator.channels)
-    length = min(stems.shape[1], mixture.shape[0])
-    stems, mixture = stems[:, :length], mixture[:length]
+  for index, track in enumerate(bar):
+    if not isinstance(track, TrackAudio):
+      track = TrackAudio.of_arrays(*track)
+    dataset_rates.add(track.rate)
     if index == 0:
       # Compile outside the timed calls (tracks longer than a window share one compiled shape).
       t0 = time.perf_counter()
-      separator.warm_up(length, num_masks=len(masks), oracle=True)
+      separator.warm_up(-(-track.num_samples * rate // track.rate), num_masks=len(masks), oracle=True)
       timing['compile_s'] = time.perf_counter() - t0
+    def on_codes(codes, oracle_codes, stems, first_block, index=index):
+      usage.add(codes)
+      # (A last block shorter than a window: the whole track drops that partial window too.)
+      if run_analysis and (first_block or codes.shape[0] >= frames_per_window):
+        # Input i's codes of every slot -> vectors (slot j's codebook for slot j) -> input i's own slot i.
+        vectors = separator.slot_vectors(oracle_codes)  # [S inputs, T', S slots, H * D]
+        own = vectors[np.arange(num_sources), :, np.arange(num_sources)]  # [S, T', H * D]
+        embeddings.add(own, stems, frames_per_window, separator.stride, index)
 
-    t0 = time.perf_counter()
-    decoded, codes = separator.apply(mixture, masks, return_codes=True)
-    separation_s = time.perf_counter() - t0
-    estimates, reconstructed = decoded[:num_sources], decoded[num_sources]
-    t0 = time.perf_counter()
-    oracle, oracle_codes = separator.oracle(stems, return_codes=True)
-    timing['oracle_s'] += time.perf_counter() - t0
+    scored = _score_blocks(separator, track, masks, block_seconds=block_seconds, run_leakage=run_leakage,
+                           keep_whole=run_museval, on_codes=on_codes)
+    separation_s, seconds = scored['separation_s'], scored['seconds']
     timing['separation_s'] += separation_s
-    seconds = length / rate
+    timing['oracle_s'] += scored['oracle_s']
     timing['audio_s'] += seconds
-
-    windows = track_windows(stems, mixture, rate, model=estimates, oracle=oracle)
+    windows = scored['windows']
     scores = {row: sdr.median_over_windows(windows[row]) for row in ROWS}
     for row in ROWS:
       track_scores[row].append(scores[row])
-    recon = float(sdr.track_sdr(mixture[None], reconstructed[None], rate)[0])
+    recon = float(sdr.median_over_windows(scored['reconstruction_windows'])[0])
     reconstruction.append(recon)
-    record = {'name': name, 'seconds': seconds, 'separation_s': separation_s,
+    record = {'name': track.name, 'seconds': seconds, 'separation_s': separation_s, 'blocks': scored['blocks'],
               'sdr': {row: _row_dict(scores[row], sources) for row in ROWS}, 'reconstruction_sdr': recon}
 
     if run_museval:
-      try:
-        store, museval_windows = _museval_track(name, stems, estimates, rate, sources, out_dir)
-        museval_stores.append(store)
-        both = np.isfinite(museval_windows) & np.isfinite(windows['model'])
-        if both.any():
-          museval_diffs.append(float(np.abs(museval_windows - windows['model'])[both].max()))
-      except ValueError as e:  # museval refuses tracks with an all-silent reference or estimate
-        record['museval_error'] = str(e)
+      if scored['whole'] is None:
+        record['museval_error'] = (f'not run: the track is longer than one block ({block_seconds:g} s) and museval '
+                                   'needs it whole in memory')
+      else:
+        stems, estimates = scored['whole']
+        try:
+          store, museval_windows = _museval_track(track.name, stems, estimates, rate, sources, out_dir)
+          museval_stores.append(store)
+          both = np.isfinite(museval_windows) & np.isfinite(windows['model'])
+          if both.any():
+            museval_diffs.append(float(np.abs(museval_windows - windows['model'])[both].max()))
+        except ValueError as e:  # museval refuses tracks with an all-silent reference or estimate
+          record['museval_error'] = str(e)
 
     if run_leakage:
-      # Every slot decoded from each stem alone: where a stem goes (analysis.slot_leakage_db).
-      single = np.stack([separator.apply(stems[i], np.eye(num_sources, dtype=np.float32))
-                         for i in range(num_sources)])
-      awareness['leakage_db'].append(analysis.slot_leakage_db(single, stems))
-      own, other = analysis.slot_correlations(estimates, stems)
+      awareness['leakage_db'].append(scored['awareness'].leakage_db())
+      own, other = scored['awareness'].correlations()
       awareness['own_correlation'].append(own)
       awareness['other_correlation'].append(other)
 
-    usage.add(codes)
-    if run_analysis:
-      # Input i's codes of every slot -> vectors (slot j's codebook for slot j) -> input i's own slot i.
-      vectors = separator.slot_vectors(oracle_codes)  # [S inputs, T', S slots, H * D]
-      own = vectors[np.arange(num_sources), :, np.arange(num_sources)]  # [S, T', H * D]
-      embeddings.add(own, stems, frames_per_window, separator.stride, index)
     per_track.append(record)
-    logging.info('%s: %.1f s, model avg SDR %.2f dB (oracle %.2f), %.1fx real time', name, seconds,
+    logging.info('%s: %.1f s, model avg SDR %.2f dB (oracle %.2f), %.1fx real time', track.name, seconds,
                  record['sdr']['model']['avg'], record['sdr']['oracle']['avg'], seconds / max(separation_s, 1e-9))
 
   if not per_track:
@@ -435,7 +569,7 @@ def run(workdir: str, split: str = 'test', *, data_dir: str | None = None, musdb
         is_wav: bool = True, max_tracks: int | None = None, max_seconds: float | None = None,
         run_museval: bool = False, run_analysis: bool = True, out_dir: str | None = None,
         batch_size: int | None = None, progress: bool | None = None, synthetic_tracks: int | None = None,
-        run_leakage: bool = True) -> dict:
+        run_leakage: bool = True, block_seconds: float = BLOCK_SECONDS) -> dict:
   """Loads the model of `workdir`, reads the split and evaluates (what `python -m srcvq_jax.evaluate` does).
 
   Raises:
@@ -461,7 +595,7 @@ def run(workdir: str, split: str = 'test', *, data_dir: str | None = None, musdb
   out_dir = out_dir or os.path.join(workdir, 'eval', split)
   return evaluate(separator, tracks, out_dir=out_dir, split=split, data_info=data_info, run_museval=run_museval,
                   run_analysis=run_analysis, progress=progress, num_tracks=len(names) if names else None,
-                  run_leakage=run_leakage)
+                  run_leakage=run_leakage, block_seconds=block_seconds)
 
 
 def main(argv):
@@ -475,7 +609,7 @@ def main(argv):
                   is_wav=FLAGS.is_wav, max_tracks=FLAGS.max_tracks, max_seconds=FLAGS.max_seconds,
                   run_museval=FLAGS.museval, run_analysis=FLAGS.analysis, out_dir=out_dir,
                   batch_size=FLAGS.batch_size, synthetic_tracks=FLAGS.synthetic_tracks,
-                  run_leakage=FLAGS.leakage)
+                  run_leakage=FLAGS.leakage, block_seconds=FLAGS.block_seconds)
   except errors.UserError as e:
     cli.fail(str(e))
   print(eval_report.format_table(results))

@@ -113,6 +113,44 @@ def test_evaluate_writes_every_row_source_and_analysis(workdir, musdb_root, tmp_
   assert eval_report.format_table(saved).count('\n') == 6  # header, rule, 5 rows
 
 
+def _write_root(root, tracks, rate):
+  """A MUSDB18-HQ layout of test tracks {name: seconds} at `rate`: distinct tones and noise per stem, their sum."""
+  import soundfile as sf  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  for k, (name, seconds) in enumerate(tracks.items()):
+    folder = os.path.join(root, 'test', name)
+    os.makedirs(folder)
+    t = np.arange(int(seconds * rate)) / rate
+    stems = [0.2 * np.sin(2 * np.pi * (110 + 90 * i + 7 * k) * t)[:, None] * (1 + 0.5 * np.sin(t * (i + 1)))[:, None]
+             + 0.02 * rng.normal(size=(len(t), 2)) for i in range(4)]
+    for stem, audio in zip(list(SOURCES) + ['mixture'], stems + [sum(stems)]):
+      sf.write(os.path.join(folder, f'{stem}.wav'), audio.astype(np.float32), rate, subtype='FLOAT')
+
+
+def test_scores_in_blocks_equal_the_whole_tracks(workdir, tmp_path):
+  """--block_seconds=1: each track (16 kHz wavs, an 8 kHz model) read from disk and scored in 1 s blocks, each
+  with its context: the same table, reconstruction, source awareness, code statistics and latents as whole."""
+  root = str(tmp_path / 'root')
+  _write_root(root, {'A - Long': 3.5, 'B - Long': 2.25}, 16000)
+  whole = evaluate.run(workdir, 'test', musdb_root=root, out_dir=str(tmp_path / 'whole'), progress=False)
+  blocks = evaluate.run(workdir, 'test', musdb_root=root, out_dir=str(tmp_path / 'blocks'), progress=False,
+                        block_seconds=1.0)
+  assert [t['blocks'] for t in whole['tracks']] == [1, 1] and [t['blocks'] for t in blocks['tracks']] == [4, 3]
+  for row in whole['sdr']:
+    for source, value in whole['sdr'][row].items():
+      assert blocks['sdr'][row][source] == pytest.approx(value, abs=1e-3), (row, source)
+  for a, b in zip(whole['tracks'], blocks['tracks']):
+    assert b['reconstruction_sdr'] == pytest.approx(a['reconstruction_sdr'], abs=1e-3)
+  for name, scores in whole['source_awareness'].items():
+    if isinstance(scores, dict):
+      for source, value in scores.items():
+        assert blocks['source_awareness'][name][source] == pytest.approx(value, rel=1e-4, abs=1e-4), (name, source)
+  assert blocks['codebook']['frames'] == whole['codebook']['frames']
+  assert blocks['codebook']['perplexity'] == pytest.approx(whole['codebook']['perplexity'], rel=1e-3)
+  assert blocks['analysis']['points'] == whole['analysis']['points']
+  assert blocks['timing']['audio_s'] == pytest.approx(whole['timing']['audio_s'])
+
+
 @needs_renderer
 @pytest.mark.slow
 def test_museval_agrees_with_the_table(workdir, musdb_root, tmp_path):
