@@ -12,7 +12,6 @@ from srcvq_jax import errors
 from srcvq_jax import loop
 
 from srcvq_jax import checkpointing
-from srcvq_jax import config_lib
 from srcvq_jax import synthetic_data
 from srcvq_jax import sharding
 from srcvq_jax import trainer
@@ -152,32 +151,6 @@ def test_non_finite_loss_stops_with_a_clear_error(ci_config, tmp_path, fault_rep
   fault_report('NaN in training', 'learning rate 1e30',
                f'stops with one line, "{str(error.value)[:160]}", before any save of a non-finite state '
                f'(checkpoints: {", ".join(saved) or "none"})', 'up to one save interval')
-
-
-@pytest.mark.parametrize('field,value,message', [
-    ('data.batch_size', 12, 'not divisible by the 8 devices'),
-    ('data.segment_length', 4001, 'not a multiple of the total stride'),
-    ('loss.weights.selective_l1', -1.0, 'must be >= 0'),
-    ('quantizer.tau_end', 2.0, 'tau_end'),
-    ('model.decoder_input', 'product', 'decoder_input'),
-    ('train.microbatches', -1, 'train.microbatches=-1 must be >= 0'),
-])
-def test_validate_rejects_bad_values(ci_config, field, value, message):
-  section, *rest = field.split('.')
-  node = ci_config[section]
-  for key in rest[:-1]:
-    node = node[key]
-  node[rest[-1]] = value
-  with pytest.raises(errors.ConfigError, match=message):
-    config_lib.validate(ci_config, num_devices=8)
-
-
-def test_all_configs_validate():
-  from configs import ablation_no_complement, ablation_no_stft, base, ci, small  # pylint: disable=g-import-not-at-top
-  for module in (base, small, ci, ablation_no_stft, ablation_no_complement):
-    config = module.get_config()
-    config.data.data_dir = 'unused'
-    config_lib.validate(config, num_devices=1)
 
 
 @pytest.mark.parametrize('override,message', [
