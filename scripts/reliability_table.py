@@ -30,12 +30,12 @@ codes, steps). Test files: {tests}.
 |---|---|---|---|---|
 """
 
-NOT_YET = """
-Not yet done (issue 17): a resumed run is not bit-identical to an uninterrupted one (the data stream restarts
-with seed `data.seed + start_step`; the bass prior's batches already are a function of (seed, step)), so the kill
--9 rows compare steps and files, not the resumed run's numbers with an uninterrupted one's; `evaluate` of very
-long tracks and the TFDS `tracks` build in chunks. `separate` streams its inputs in blocks (peak memory in
-docs/results.md, "Long inputs").
+NOTES = """
+A resumed run continues the uninterrupted run's data stream exactly (every training example is a function of
+(seed, split, step, index): srcvq_jax/crop_store.py), so the kill -9 rows compare the resumed run's final
+parameters with an uninterrupted run's, bit for bit. Long inputs: `separate` and `evaluate` stream in blocks and the
+TFDS `tracks` build stores long tracks as pieces (peak memory for 10 and 60 minutes in docs/results.md, "Long
+inputs").
 
 On a gs:// workdir there are no file locks: the lock file is written and its heartbeat refreshed the same way
 (etils.epath), but two processes starting within one write of each other cannot be told apart.
@@ -70,7 +70,7 @@ def main():
     test = row['test'].split('::', 1)[1]
     cells = [_anonymous(row[key]) for key in ('fault', 'inflicted', 'observed', 'lost')]
     lines.append(f'| {" | ".join(cells)} | `{test}` |\n')
-  lines.append(NOT_YET)
+  lines.append(NOTES)
   with open(args.out, 'w', encoding='utf-8') as f:
     f.write(''.join(lines))
   print(f'{len(rows)} faults -> {args.out}')

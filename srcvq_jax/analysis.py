@@ -173,8 +173,13 @@ def cluster_scores(points: np.ndarray, labels: np.ndarray, groups: np.ndarray, s
 
 def plot_tsne(points: np.ndarray, labels: np.ndarray, names: Sequence[str], path: str, *, title: str = '',
               seed: int = 0) -> bool:
-  """t-SNE of the points coloured by source, saved as a PNG at `path`; False when there are too few points."""
-  if len(points) < 5:
+  """t-SNE of the points coloured by source, saved as a PNG at `path`; False when there are too few points.
+
+  Too few means fewer than 5 distinct points: sklearn's t-SNE divides by the spread of its PCA initialisation and
+  crashes the process (a segmentation fault, not an exception) on identical points, which is what collapsed
+  codes give (e.g. a model a few steps into training).
+  """
+  if len(points) < 5 or not np.isfinite(points).all() or len(np.unique(points, axis=0)) < 5:
     return False
   from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
   from sklearn.manifold import TSNE  # pylint: disable=g-import-not-at-top

@@ -1,7 +1,7 @@
 """The batches every source of training data yields, and the one sampler of their masks.
 
 Element spec of one batch (local to this process; B = global batch / process count, S sources, T samples,
-C channels), the same for every source of batches (synthetic_data, tfds_data; input_pipeline.create_batches):
+C channels), the same for every source of batches (synthetic_data, crop_store, tfds_data; input_pipeline):
   mixture   float32 [B, T, C]      sum over s of presence[b, s] * sources[b, s]   (`mix`)
   sources   float32 [B, S, T, C]   each source's signal (after gain/channel swap), present or not
   presence  float32 [B, S]         1 where the source is in the input mixture (at least one per example)
@@ -44,8 +44,6 @@ def sample_masks(rng: np.random.Generator, batch_size: int, num_sources: int, pr
 def mix(sources: np.ndarray, presence: np.ndarray) -> np.ndarray:
   """Mixture of present sources: [B, S, T, C], [B, S] -> [B, T, C]."""
   return np.einsum('bstc,bs->btc', sources, presence).astype(np.float32)
-
-
 
 
 def with_masks(sources: np.ndarray, rng: np.random.Generator, data) -> Batch:

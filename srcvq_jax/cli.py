@@ -13,8 +13,6 @@ TCMALLOC_SWITCH = 'SRCVQ_TCMALLOC'
 _OTHER_ALLOCATORS = ('tcmalloc', 'jemalloc', 'mimalloc')
 
 
-
-
 def fail(message: str, code: int = 2):
   """Prints 'error: <message>' to stderr and exits."""
   print(f'error: {message}', file=sys.stderr)

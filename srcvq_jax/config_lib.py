@@ -40,8 +40,6 @@ LR_SCHEDULES = ('constant', 'cosine')
 CONV_IMPLS = ('auto', 'native', 'matmul')
 
 
-
-
 def total_stride(config) -> int:
   """Samples per latent frame: the product of the encoder's strides."""
   return math.prod(config.model.strides)

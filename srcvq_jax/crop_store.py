@@ -10,11 +10,11 @@ Process p of P computes the examples [p B / P, (p + 1) B / P) of each step: the 
 The store: the chunks of the split's TFDS build (data_prep.build's 'chunks' config, read once, in file order),
 decimated to data.sample_rate with the pipeline's anti-alias filter (audio.lowpass_taps; exact int16 when no
 resampling is needed, rounded to int16 after decimation otherwise), one memory-mapped int16 file per source
-[total samples, 2] plus an index of chunks (start, length, track). Its cost: the split once more on local disk at the
-model's rate, 4 bytes per sample and source (MUSDB18's train subset at 44.1 kHz: ~11 GB; the demo's ChoraleMix
-subset: ~30 MB), and one pass over the split to build it the first time (later runs and processes reuse it). It
-lives next to the TFDS build (DATA_DIR/<dataset>/crop_store/) where that folder is local and writable, else under
-$SRCVQ_CACHE_DIR or ~/.cache/srcvq_jax.
+[total samples, 2] plus an index of chunks (start, length, track). Its cost: the split once more on local disk at
+the model's rate, 4 bytes per sample and source (MUSDB18's 86 training tracks at 44.1 kHz: ~15 GB; the demo's 18
+ChoraleMix training tracks of 20 s at 22.05 kHz: ~130 MB), and one pass over the split to build it the first time
+(later runs and processes reuse it). It lives next to the TFDS build (DATA_DIR/<dataset>/crop_store/) where that
+folder is local and writable, else under $SRCVQ_CACHE_DIR or ~/.cache/srcvq_jax.
 
 An example (remix, the paper's): for each source a random chunk of a track no other source of the example uses
 (as long as the split has unused tracks), a random crop of segment_length samples in it, a random gain in
@@ -69,9 +69,13 @@ def _store_root(data_dir: str, dataset: str) -> str:
 
 
 def _key(builder, split: str, sources, sample_rate: int) -> str:
-  """A folder name naming what the store holds: the build (its folder and version), the split, sources and rate."""
+  """A folder name naming what the store holds: the build (its folder, version and dataset_info.json, which a
+  rebuild rewrites), the split, sources and rate; a store of another build is never reused."""
+  from etils import epath  # pylint: disable=g-import-not-at-top
+  info = epath.Path(builder.data_dir) / 'dataset_info.json'
+  stamp = [info.read_text(), info.stat().mtime] if info.exists() else []
   what = json.dumps([STORE_VERSION, os.path.abspath(str(builder.data_dir)), str(builder.info.version), split,
-                     list(sources), int(sample_rate)])
+                     list(sources), int(sample_rate), stamp])
   return f'{split}-{int(sample_rate)}-{hashlib.sha256(what.encode()).hexdigest()[:16]}'
 
 
@@ -99,7 +103,8 @@ def _build(builder, info, split: str, sources: list[str], path: str) -> None:
   os.makedirs(os.path.dirname(path), exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=os.path.basename(path) + '.tmp-', dir=os.path.dirname(path))
   logging.info('building the crop store of split %r (once; later runs reuse it): %s', split, path)
-  files = [open(os.path.join(tmp, f'{i}.int16'), 'wb') for i in range(len(sources))]  # pylint: disable=consider-using-with
+  # pylint: disable-next=consider-using-with  (closed in the finally below)
+  files = [open(os.path.join(tmp, f'{i}.int16'), 'wb') for i in range(len(sources))]
   starts, lengths, tracks, names = [], [], [], {}
   total = 0
   try:

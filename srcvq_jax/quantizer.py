@@ -44,7 +44,7 @@ jax.tree_util.register_dataclass(QuantizedResult, data_fields=['vectors', 'codes
 
 
 def gumbel_noise(noise_key: jax.Array, shape: Sequence[int], dtype=jnp.float32) -> jax.Array:
-  """Gumbel(0, 1) noise for logits of `shape` [B, T', S, H, K]: what `quantize` draws for `noise_key`.
+  """Gumbel(0, 1) noise for logits of `shape` [B, T', S, H, K] (what a training pass gives `quantize`).
 
   One key per source (split), each drawing its [B, T', H, K].
   """

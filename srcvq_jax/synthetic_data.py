@@ -75,8 +75,8 @@ def step_batches(config, split: str, *, seed: int, start_step: int = 0, process_
 def synthetic_tracks(config, split: str, num_tracks: int, seconds: float) -> Iterator[tuple[str, np.ndarray]]:
   """Fixed synthetic "tracks" of a split: (name, stems float32 [S, T, C]), every source present, deterministic.
 
-  The synthetic counterpart of tfds_data.load_tracks (evaluation and the in-training SDR without a dataset); track k of a
-  split is the same for every call.
+  The synthetic counterpart of tfds_data.load_tracks (evaluation and the in-training SDR without a dataset);
+  track k of a split is the same for every call.
   """
   data = config.data
   length = int(round(seconds * data.sample_rate))

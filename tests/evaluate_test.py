@@ -279,6 +279,15 @@ def test_slot_embeddings_skip_inactive_windows_and_cap_points():
   assert len(capped) == 4 and list(np.bincount(capped_labels)) == [2, 2]
 
 
+def test_tsne_of_collapsed_codes_is_skipped_not_a_crash(tmp_path):
+  """Identical points (collapsed codes) would segfault sklearn's t-SNE: the plot is skipped, the scores stay."""
+  embeddings = analysis.SlotEmbeddings()
+  stems = np.ones((4, 16 * 40, 2), np.float32)
+  embeddings.add(np.ones((4, 40, 8), np.float32), stems, frames_per_window=4, stride=16, track=0)
+  summary = analysis.embedding_summary(embeddings, SOURCES, str(tmp_path / 'tsne.png'), shared_codebooks=False)
+  assert summary['points'] == 40 and summary['tsne_png'] is None and not os.path.exists(tmp_path / 'tsne.png')
+
+
 def test_source_awareness_scores_can_fail():
   from srcvq_jax import analysis  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)

@@ -25,7 +25,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST_COMPILE = 'jax_disable_most_optimizations'
 
 
-
 def _run_export(*args):
   return subprocess.run([sys.executable, '-m', 'srcvq_jax.export', *args], cwd=REPO, capture_output=True,
                         text=True, timeout=300, env={**os.environ, FAST_COMPILE.upper(): '1'})

@@ -150,7 +150,6 @@ def test_processes_share_one_mesh_and_end_with_identical_params(two_process_run)
     np.testing.assert_array_equal(params[0][key], params[1][key], err_msg=key)
 
 
-
 @pytest.mark.slow
 def test_two_processes_equal_one_process_over_the_same_global_batches(two_process_run, fast_compile):
   del fast_compile

@@ -1,4 +1,5 @@
-"""Tests of srcvq_jax.tfds_data (the TFDS part of the input pipeline): the remix batches, eval batches, resampling, load_tracks, errors.
+"""Tests of the TFDS input pipeline (srcvq_jax/tfds_data.py, crop_store.py): remix batches from the crop store,
+eval batches, resampling, load_tracks, errors.
 
 The dataset is written here: tiny MUSDB18-HQ-layout wav tracks built with data_prep's builder. All stems of track i
 are tones of one frequency FREQS[i], so the track a source came from can be read off its spectrum.
