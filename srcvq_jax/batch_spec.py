@@ -50,6 +50,10 @@ def with_masks(sources: np.ndarray, rng: np.random.Generator, data) -> Batch:
   """The batch of `sources` [B, S, T, C]: masks drawn from rng by sample_masks (config.data's probabilities), the
   mixture of the present sources."""
   presence, select = sample_masks(rng, sources.shape[0], sources.shape[1], data.presence_prob, data.select_prob)
+  return _batch(sources, presence, select)
+
+
+def _batch(sources: np.ndarray, presence: np.ndarray, select: np.ndarray) -> Batch:
   return {MIXTURE: mix(sources, presence), SOURCES: sources, PRESENCE: presence, SELECT: select}
 
 
@@ -78,8 +82,6 @@ def step_batches(draw_sources: Callable[[np.random.Generator], np.ndarray], data
       p, s = sample_masks(rng, 1, len(data.sources), data.presence_prob, data.select_prob)
       presence.append(p)
       select.append(s)
-    sources = np.stack(sources)
-    presence = np.concatenate(presence)
-    yield {MIXTURE: mix(sources, presence), SOURCES: sources, PRESENCE: presence, SELECT: np.concatenate(select)}
+    yield _batch(np.stack(sources), np.concatenate(presence), np.concatenate(select))
     step += 1
 

@@ -39,6 +39,12 @@ def _synthetic_source(rng: np.random.Generator, kind: int, length: int, channels
   return (0.25 * mono[:, None] * pan[None, :]).astype(np.float32)
 
 
+def _synthetic_stems(rng: np.random.Generator, data, length: int) -> np.ndarray:
+  """One example's stems, float32 [S, length, C]: source s is instrument kind s."""
+  return np.stack([_synthetic_source(rng, s, length, data.channels, data.sample_rate)
+                   for s in range(len(data.sources))])
+
+
 def synthetic_batches(config, batch_size: int, seed: int | Sequence[int]) -> Iterator[batch_spec.Batch]:
   """Endless NumPy batches with the pipeline's element spec; deterministic for a seed.
 
@@ -49,12 +55,9 @@ def synthetic_batches(config, batch_size: int, seed: int | Sequence[int]) -> Ite
     seed: seed of all randomness (an int or a sequence of ints, as np.random.default_rng takes).
   """
   data = config.data
-  num_sources = len(data.sources)
   rng = np.random.default_rng(seed)
   while True:
-    sources = np.stack([
-        np.stack([_synthetic_source(rng, s, data.segment_length, data.channels, data.sample_rate)
-                  for s in range(num_sources)]) for _ in range(batch_size)])
+    sources = np.stack([_synthetic_stems(rng, data, data.segment_length) for _ in range(batch_size)])
     yield batch_spec.with_masks(sources, rng, data)
 
 
@@ -63,12 +66,7 @@ def step_batches(config, split: str, *, seed: int, start_step: int = 0, process_
   """This process's batches of steps start_step, start_step + 1, ...: example g of step t drawn from (seed, split,
   t, g) (batch_spec.step_batches), so a resumed run continues the stream exactly."""
   data = config.data
-
-  def draw(rng):
-    return np.stack([_synthetic_source(rng, s, data.segment_length, data.channels, data.sample_rate)
-                     for s in range(len(data.sources))])
-
-  return batch_spec.step_batches(draw, data, split, seed=seed, start_step=start_step, process_index=process_index,
+  return batch_spec.step_batches(lambda rng: _synthetic_stems(rng, data, data.segment_length), data, split, seed=seed, start_step=start_step, process_index=process_index,
                                  process_count=process_count)
 
 
@@ -82,6 +80,4 @@ def synthetic_tracks(config, split: str, num_tracks: int, seconds: float) -> Ite
   length = int(round(seconds * data.sample_rate))
   for k in range(num_tracks):
     rng = np.random.default_rng([zlib.crc32(split.encode()), k])
-    stems = np.stack([_synthetic_source(rng, s, length, data.channels, data.sample_rate)
-                      for s in range(len(data.sources))])
-    yield f'synthetic {split} {k}', stems
+    yield f'synthetic {split} {k}', _synthetic_stems(rng, data, length)

@@ -212,8 +212,10 @@ def test_crop_store_is_built_once_and_holds_the_decimated_chunks(dataset):
   data_dir, _ = dataset
   config = make_config(data_dir)  # 22.05 kHz: the store holds the chunks decimated by 2
   store = crop_store.open_store(config, 'train')
+  index = os.stat(os.path.join(store.path, 'index.json'))
   again = crop_store.open_store(config, 'train')
-  assert again.path == store.path and os.path.isfile(os.path.join(store.path, 'index.json'))
+  after = os.stat(os.path.join(again.path, 'index.json'))
+  assert again.path == store.path and (after.st_ino, after.st_mtime_ns) == (index.st_ino, index.st_mtime_ns)
   assert not [name for name in os.listdir(os.path.dirname(store.path)) if '.tmp-' in name]
   assert set(store.track_names) == {'A - Track', 'B - Track', 'C - Track', 'D - Track'}
   builder, info = tfds_data.open_chunks(config, 'train')
