@@ -67,6 +67,16 @@ def get_config():
   # residual_kernel): 0 = the paper's plain blocks.
   model.residual_units = 0
   model.residual_kernel = 3
+  # Stacked residual BiLSTMs at the lowest frame rate, after the encoder's blocks and before the decoder's (the
+  # sequence bottleneck of EnCodec / Demucs): 0 = the paper's convolutional model. Windowed inference gives each
+  # window lstm_context_frames frames of context on each side (an LSTM's reach is unbounded: windowed output then
+  # equals whole-track output only up to what the LSTM forgets over that span).
+  model.encoder_lstm_layers = 0
+  model.decoder_lstm_layers = 0
+  model.lstm_context_frames = 172
+  # Latent masking: the encoder's last latent split into one share per source by masks that sum to 1 over the
+  # sources, each share mapped to its source's codes by its own layer (False: one linear map of the whole latent).
+  model.source_masks = False
   # How convolutions compute (never what: the params are the same): 'matmul' (matmul forms, fast on XLA:CPU),
   # 'native' (lax.conv_general_dilated, for GPUs/TPUs) or 'auto' (matmul on CPU, native elsewhere).
   model.conv_impl = 'auto'

@@ -295,3 +295,103 @@ def test_quantizer_hard_switches_the_models_training_vectors_to_one_entry(ci_con
   noisy_codes = jnp.argmax(model.encoder(batch['mixture']) + noise, axis=-1)
   entries = model.lookup(noisy_codes)
   assert np.allclose(quantized.vectors, entries, atol=1e-6) == hard
+
+
+def _numpy_lstm(x, w_in, w_rec, bias):
+  """One direction of an LSTM over x [B, T, W], frame by frame (gates i, f, g, o)."""
+  sigmoid = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+  batch, frames, width = x.shape
+  h, c = np.zeros((batch, width)), np.zeros((batch, width))
+  out = np.zeros((batch, frames, width))
+  for t in range(frames):
+    i, f, g, o = np.split(x[:, t] @ w_in + h @ w_rec + bias, 4, axis=-1)
+    c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+    h = sigmoid(o) * np.tanh(c)
+    out[:, t] = h
+  return out
+
+
+def test_bilstm_equals_two_lstms_frame_by_frame():
+  width = 6
+  lstm = layers.BiLSTM(width, rngs=nnx.Rngs(params=0))
+  lstm.out.kernel[...] = jax.random.normal(jax.random.key(1), lstm.out.kernel[...].shape)
+  x = np.asarray(jax.random.normal(jax.random.key(2), (3, 11, width)), np.float64)
+  w_in = np.asarray(lstm.input_kernel[...]).reshape(width, 2, 4 * width)
+  w_rec, bias = np.asarray(lstm.recurrent_kernel[...]), np.asarray(lstm.bias[...]).reshape(2, 4 * width)
+  forward = _numpy_lstm(x, w_in[:, 0], w_rec[0], bias[0])
+  backward = _numpy_lstm(x[:, ::-1], w_in[:, 1], w_rec[1], bias[1])[:, ::-1]
+  expected = x + np.concatenate([forward, backward], -1) @ np.asarray(lstm.out.kernel[...])
+  np.testing.assert_allclose(np.asarray(lstm(jnp.asarray(x, jnp.float32))), expected, atol=1e-5)
+
+
+def test_bilstm_starts_as_the_identity_and_every_param_gets_a_gradient():
+  lstm = layers.BiLSTM(8, rngs=nnx.Rngs(params=0))
+  x = jax.random.normal(jax.random.key(0), (2, 16, 8))
+  np.testing.assert_array_equal(np.asarray(lstm(x)), np.asarray(x))
+  lstm.out.kernel[...] = 0.1 * jnp.ones_like(lstm.out.kernel[...])  # open the output, as one optimizer step would
+  grads = nnx.grad(lambda m: jnp.sum(m(x) ** 2))(lstm)
+  for path, g in jax.tree_util.tree_leaves_with_path(nnx.state(grads, nnx.Param)):
+    assert np.all(np.isfinite(np.asarray(g))), path
+    assert np.any(np.asarray(g) != 0), path
+
+
+def test_bilstm_sees_the_whole_sequence_both_ways():
+  lstm = layers.BiLSTM(4, rngs=nnx.Rngs(params=0))
+  lstm.out.kernel[...] = jnp.ones_like(lstm.out.kernel[...])
+  x = jax.random.normal(jax.random.key(0), (1, 20, 4))
+  changed = x.at[:, 10].add(1.0)
+  diff = np.abs(np.asarray(lstm(changed) - lstm(x)))[0].sum(-1)
+  assert diff[0] > 0 and diff[-1] > 0  # frame 10 reaches the first frame (backward) and the last (forward)
+
+
+@pytest.mark.parametrize('where', ['encoder', 'decoder'])
+def test_lstm_models_decode_their_codes_and_are_deterministic(ci_config, where):
+  ci_config.model[f'{where}_lstm_layers'] = 1
+  model, again = models.create(ci_config, seed=3), models.create(ci_config, seed=3)
+  (lstm,) = getattr(model, where).lstms
+  lstm.out.kernel[...] = 0.1 * jnp.ones_like(lstm.out.kernel[...])  # not the identity it starts as
+  (lstm,) = getattr(again, where).lstms
+  lstm.out.kernel[...] = 0.1 * jnp.ones_like(lstm.out.kernel[...])
+  batch = next(synthetic_data.synthetic_batches(ci_config, 2, seed=0))
+  masks = jnp.eye(len(ci_config.data.sources))[None].repeat(2, 0)
+  out = model(batch['mixture'], masks)
+  np.testing.assert_array_equal(np.asarray(out.audio), np.asarray(again(batch['mixture'], masks).audio))
+  np.testing.assert_allclose(np.asarray(model.decode_codes(out.quantized.codes, masks)), np.asarray(out.audio),
+                             rtol=1e-5, atol=1e-6)
+  # Windowed inference gives an LSTM lstm_context_frames frames of context beyond the convolutions' reach.
+  ci_config.model[f'{where}_lstm_layers'] = 0
+  plain_margin = models.receptive_margin(ci_config)
+  ci_config.model[f'{where}_lstm_layers'] = 1
+  assert models.receptive_margin(ci_config) >= plain_margin + ci_config.model.lstm_context_frames * int(
+      np.prod(ci_config.model.strides))
+
+
+def test_source_masks_split_the_latent_and_each_share_makes_its_sources_codes():
+  heads = layers.SourceMasks(6, 4, 10, rngs=nnx.Rngs(params=0))
+  x = jax.random.normal(jax.random.key(0), (2, 5, 6))
+  np.testing.assert_allclose(np.asarray(heads.masks(x).sum(axis=-2)), 1.0, rtol=1e-6)
+  shares = np.asarray(heads.masks(x) * x[..., None, :])
+  kernel, bias = np.asarray(heads.kernel[...]), np.asarray(heads.bias[...])
+  expected = np.stack([shares[:, :, s] @ kernel[s] + bias[s] for s in range(4)], axis=2)
+  np.testing.assert_allclose(np.asarray(heads(x)), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('kind', ['gumbel', 'fsq'])
+def test_source_mask_models_train_and_decode_their_codes(ci_config, kind):
+  if kind == 'fsq':
+    ci_config.quantizer.kind = 'fsq'
+    ci_config.quantizer.fsq_levels = (5, 3)
+    ci_config.quantizer.code_dim, ci_config.quantizer.codebook_size = 2, 15
+  ci_config.model.source_masks = True
+  model = models.create(ci_config, seed=0)
+  assert not hasattr(model.encoder, 'to_logits')
+  batch = next(synthetic_data.synthetic_batches(ci_config, 2, seed=0))
+  masks = jnp.stack([batch['select'], batch_spec.complement(batch['presence'], batch['select'])], axis=1)
+  out = model(batch['mixture'], masks)
+  np.testing.assert_allclose(np.asarray(model.decode_codes(out.quantized.codes, masks)), np.asarray(out.audio),
+                             rtol=1e-5, atol=1e-6)
+  noise = model.training_noise(jax.random.key(0), batch['mixture'].shape)
+  targets = jnp.einsum('bstc,bms->bmtc', batch['sources'], masks)
+  grads = nnx.grad(lambda m: jnp.mean((m(batch['mixture'], masks, gumbel=noise).audio - targets) ** 2))(model)
+  for path, g in jax.tree_util.tree_leaves_with_path(nnx.state(grads.encoder.source_masks, nnx.Param)):
+    assert np.all(np.isfinite(np.asarray(g))) and np.any(np.asarray(g) != 0), path

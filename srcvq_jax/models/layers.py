@@ -297,3 +297,76 @@ def receptive_margin_of_blocks(strides: Sequence[int]) -> int:
       first, stop = first * s - s // 2, stop * s + s - s // 2
     worst = max(worst, n - first, stop - n - 1)
   return -(-worst // total) * total
+
+
+class BiLSTM(nnx.Module):
+  """x + Dense([LSTM forward(x), LSTM backward(x)]): a residual bidirectional LSTM over frames, [B, T, W] ->
+  [B, T, W] (the sequence bottleneck of EnCodec and Demucs), hidden size W per direction.
+
+  The input projections of both directions are one matmul over all frames; the scan computes only the recurrent
+  [B, W] x [W, 4W] products, both directions in one batched dot per frame. Gates in the order (input, forget, cell,
+  output); the forget bias starts at 1 and the output layer at zero, so a new layer is the identity. Unlike the
+  convolutions its reach is unbounded: windowed inference is exact only up to what the LSTM forgets over
+  model.lstm_context_frames (models.receptive_margin).
+  """
+
+  def __init__(self, width: int, *, dtype=jnp.float32, forms: LayerForms = MATMUL, rngs: nnx.Rngs):
+    self.width = width
+    # [W, direction x gate x W]: one input projection for both directions.
+    self.input_kernel = nnx.Param(_lecun_normal(rngs, width, (width, 2 * 4 * width)))
+    self.recurrent_kernel = nnx.Param(_lecun_normal(rngs, width, (2, width, 4 * width)))
+    bias = jnp.zeros((2, 4, width), jnp.float32).at[:, 1].set(1.0)
+    self.bias = nnx.Param(bias.reshape(2 * 4 * width))
+    self.out = Dense(2 * width, width, dtype=dtype, forms=forms, rngs=rngs)
+    self.out.kernel[...] = jnp.zeros_like(self.out.kernel[...])
+    self.dtype = dtype
+    self.forms = forms
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    batch, frames, width = x.shape
+    gates_in = matmul(x, self.input_kernel[...], self.dtype, self.forms) + self.bias[...]
+    gates_in = gates_in.reshape(batch, frames, 2, 4 * width)
+    # Time-major, the backward direction reversed in time: step t of the scan reads frame t and frame T - 1 - t.
+    gates_in = jnp.stack([gates_in[:, :, 0], gates_in[:, ::-1, 1]], axis=1).transpose(2, 1, 0, 3)  # [T, 2, B, 4W]
+    recurrent = self.recurrent_kernel[...].astype(self.dtype)
+
+    def step(carry, gates_t):
+      h, c = carry  # [2, B, W] each, float32
+      gates = gates_t + jnp.einsum('dbw,dwg->dbg', h.astype(self.dtype), recurrent,
+                                   preferred_element_type=jnp.float32)
+      i, f, g, o = jnp.split(gates, 4, axis=-1)
+      c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+      h = jax.nn.sigmoid(o) * jnp.tanh(c)
+      return (h, c), h
+
+    zeros = jnp.zeros((2, batch, width), jnp.float32)
+    _, hidden = jax.lax.scan(step, (zeros, zeros), gates_in)  # [T, 2, B, W]
+    forward, backward = hidden[:, 0], hidden[::-1, 1]
+    both = jnp.concatenate([forward, backward], axis=-1).transpose(1, 0, 2)  # [B, T, 2W]
+    return x + self.out(both)
+
+
+class SourceMasks(nnx.Module):
+  """Latent masking: a mixture latent [B, T, W] -> one mask per source, softmax over the sources (the masked
+  shares sum to the latent, as separation masks sum to the mixture) -> each source's share mapped by its own
+  linear layer to `out_features` outputs: [B, T, S, out_features]."""
+
+  def __init__(self, width: int, num_sources: int, out_features: int, *, dtype=jnp.float32,
+               forms: LayerForms = MATMUL, rngs: nnx.Rngs):
+    self.num_sources = num_sources
+    self.to_masks = Dense(width, num_sources * width, dtype=dtype, forms=forms, rngs=rngs)
+    self.kernel = nnx.Param(_lecun_normal(rngs, width, (num_sources, width, out_features)))
+    self.bias = nnx.Param(jnp.zeros((num_sources, out_features), jnp.float32))
+    self.dtype = dtype
+
+  def masks(self, x: jax.Array) -> jax.Array:
+    """[B, T, W] -> [B, T, S, W], summing to 1 over S."""
+    logits = self.to_masks(x).reshape(*x.shape[:-1], self.num_sources, x.shape[-1])
+    return jax.nn.softmax(logits, axis=-2)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    shares = self.masks(x) * x[..., None, :]
+    # Frames flattened into one axis: the weight gradient then contracts one axis, which XLA:CPU runs fastest.
+    flat = shares.reshape(-1, self.num_sources, x.shape[-1]).astype(self.dtype)
+    out = jnp.einsum('nsw,swo->nso', flat, self.kernel[...].astype(self.dtype), preferred_element_type=jnp.float32)
+    return out.reshape(*x.shape[:-1], self.num_sources, -1) + self.bias[...]

@@ -35,13 +35,19 @@ def _residual_units(width: int, count: int, kernel_size: int, *, dtype, forms, r
                    for i in range(count)])
 
 
+def _lstms(width: int, count: int, *, dtype, forms, rngs) -> nnx.List:
+  """`count` stacked residual BiLSTMs at the lowest frame rate (model.encoder_lstm_layers / decoder_lstm_layers)."""
+  return nnx.List([layers.BiLSTM(width, dtype=dtype, forms=forms, rngs=rngs) for _ in range(count)])
+
+
 class Encoder(nnx.Module):
-  """Demucs-like blocks (strided conv k=2s -> GELU -> 1x1 conv -> GLU [-> residual dilated units]), then per-frame
-  outputs [B, T', S, H, out]: out = K logits (Gumbel) or d scalars (FSQ)."""
+  """Demucs-like blocks (strided conv k=2s -> GELU -> 1x1 conv -> GLU [-> residual dilated units]) [-> residual
+  BiLSTMs], then per-frame outputs [B, T', S, H, out]: out = K logits (Gumbel) or d scalars (FSQ), one linear map
+  of the latent (to_logits) or, with model.source_masks, one per source of its masked share of the latent."""
 
   def __init__(self, in_channels: int, channels, strides, num_sources: int, num_codebooks: int,
-               outputs_per_code: int, *, residual_units: int = 0, residual_kernel: int = 3, dtype,
-               forms: layers.LayerForms = layers.MATMUL, rngs: nnx.Rngs):
+               outputs_per_code: int, *, residual_units: int = 0, residual_kernel: int = 3, lstm_layers: int = 0,
+               source_masks: bool = False, dtype, forms: layers.LayerForms = layers.MATMUL, rngs: nnx.Rngs):
     self.convs = nnx.List()
     self.mixes = nnx.List()
     self.residuals = nnx.List()
@@ -52,9 +58,13 @@ class Encoder(nnx.Module):
       self.residuals.append(_residual_units(width, residual_units, residual_kernel, dtype=dtype, forms=forms,
                                             rngs=rngs))
       previous = width
+    self.lstms = _lstms(previous, lstm_layers, dtype=dtype, forms=forms, rngs=rngs)
     self.logit_shape = (num_sources, num_codebooks, outputs_per_code)
-    self.to_logits = layers.Dense(previous, num_sources * num_codebooks * outputs_per_code, dtype=dtype,
-                                  forms=forms, rngs=rngs)
+    self.source_masks = (layers.SourceMasks(previous, num_sources, num_codebooks * outputs_per_code, dtype=dtype,
+                                            forms=forms, rngs=rngs) if source_masks else None)
+    if not source_masks:  # (only then: the params of models without masks keep their earlier layout)
+      self.to_logits = layers.Dense(previous, num_sources * num_codebooks * outputs_per_code, dtype=dtype,
+                                    forms=forms, rngs=rngs)
 
   def __call__(self, audio: jax.Array) -> jax.Array:
     x = audio
@@ -62,18 +72,25 @@ class Encoder(nnx.Module):
       x = mix(jax.nn.gelu(conv(x)))
       for unit in units:
         x = unit(x)
-    logits = self.to_logits(x)
+    for lstm in self.lstms:
+      x = lstm(x)
+    if self.source_masks is not None:
+      logits = self.source_masks(x)
+    else:
+      logits = self.to_logits(x)
     return logits.reshape(*logits.shape[:2], *self.logit_shape)
 
 
 class Decoder(nnx.Module):
-  """Mirror of the encoder: slots -> 1x1 conv -> blocks (1x1 conv -> GLU [-> residual dilated units] ->
+  """Mirror of the encoder: slots -> 1x1 conv [-> residual BiLSTMs] -> blocks (1x1 conv -> GLU [-> residual dilated units] ->
   transposed conv -> GELU) -> audio."""
 
   def __init__(self, slot_features: int, out_channels: int, channels, strides, *, residual_units: int = 0,
-               residual_kernel: int = 3, dtype, forms: layers.LayerForms = layers.MATMUL, rngs: nnx.Rngs):
+               residual_kernel: int = 3, lstm_layers: int = 0, dtype, forms: layers.LayerForms = layers.MATMUL,
+               rngs: nnx.Rngs):
     widths = list(channels)[::-1]
     self.from_slots = layers.Dense(slot_features, widths[0], dtype=dtype, forms=forms, rngs=rngs)
+    self.lstms = _lstms(widths[0], lstm_layers, dtype=dtype, forms=forms, rngs=rngs)
     self.mixes = nnx.List()
     self.residuals = nnx.List()
     self.convs = nnx.List()
@@ -89,6 +106,8 @@ class Decoder(nnx.Module):
 
   def upsample(self, x: jax.Array) -> jax.Array:
     """Everything after the first 1x1 layer: [B, T', width] -> [B, T, C]."""
+    for lstm in self.lstms:
+      x = lstm(x)
     last = len(self.convs) - 1
     for i, (mix, units, conv) in enumerate(zip(self.mixes, self.residuals, self.convs)):
       x = mix(x)
@@ -116,6 +135,9 @@ def receptive_margin(model_config) -> int:
     per_frame *= stride
     extra += 2 * sum((3**i * (kernel - 1) // 2 + 1) * per_frame for i in range(units))
   total = math.prod(strides)
+  if int(model_config.encoder_lstm_layers) or int(model_config.decoder_lstm_layers):
+    # An LSTM's reach is unbounded: the margin is the context it is trusted to have forgotten beyond.
+    extra += int(model_config.lstm_context_frames) * total
   return margin + -(-extra // total) * total
 
 
@@ -144,7 +166,8 @@ class VQVAE(nnx.Module):
                     forms=forms)
     outputs_per_code = len(self.fsq_levels) if self.quantizer_kind == 'fsq' else q.codebook_size
     self.encoder = Encoder(data.channels, model.channels, model.strides, self.num_sources, q.num_codebooks,
-                           outputs_per_code, **residual, dtype=dtype, rngs=rngs)
+                           outputs_per_code, **residual, lstm_layers=int(model.encoder_lstm_layers),
+                           source_masks=bool(model.source_masks), dtype=dtype, rngs=rngs)
     if self.quantizer_kind == 'fsq':
       self.quantizers = None
     else:
@@ -152,8 +175,8 @@ class VQVAE(nnx.Module):
                                                 self.shared_codebooks, rngs=rngs)
     slot_dim = q.num_codebooks * q.code_dim
     slot_features = slot_dim * (self.num_sources if self.decoder_input == 'concat' else 1)
-    self.decoder = Decoder(slot_features, data.channels, model.channels, model.strides, **residual, dtype=dtype,
-                           rngs=rngs)
+    self.decoder = Decoder(slot_features, data.channels, model.channels, model.strides, **residual,
+                           lstm_layers=int(model.decoder_lstm_layers), dtype=dtype, rngs=rngs)
 
   def _used_codes(self):
     if self.codes_per_source is None:
