@@ -73,6 +73,7 @@ def get_config():
   # equals whole-track output only up to what the LSTM forgets over that span).
   model.encoder_lstm_layers = 0
   model.decoder_lstm_layers = 0
+  model.lstm_hidden = 64  # units per direction
   model.lstm_context_frames = 172
   # Latent masking: the encoder's last latent split into one share per source by masks that sum to 1 over the
   # sources, each share mapped to its source's codes by its own layer (False: one linear map of the whole latent).

@@ -25,6 +25,7 @@ ADDED_FIELDS = {
     ('model', 'conv_impl'): 'auto',
     ('model', 'encoder_lstm_layers'): 0,
     ('model', 'decoder_lstm_layers'): 0,
+    ('model', 'lstm_hidden'): 64,
     ('model', 'lstm_context_frames'): 172,
     ('model', 'source_masks'): False,
     ('quantizer', 'kind'): 'gumbel',

@@ -300,9 +300,10 @@ def test_quantizer_hard_switches_the_models_training_vectors_to_one_entry(ci_con
 def _numpy_lstm(x, w_in, w_rec, bias):
   """One direction of an LSTM over x [B, T, W], frame by frame (gates i, f, g, o)."""
   sigmoid = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
-  batch, frames, width = x.shape
-  h, c = np.zeros((batch, width)), np.zeros((batch, width))
-  out = np.zeros((batch, frames, width))
+  batch, frames, _ = x.shape
+  hidden = w_rec.shape[0]
+  h, c = np.zeros((batch, hidden)), np.zeros((batch, hidden))
+  out = np.zeros((batch, frames, hidden))
   for t in range(frames):
     i, f, g, o = np.split(x[:, t] @ w_in + h @ w_rec + bias, 4, axis=-1)
     c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
@@ -312,12 +313,12 @@ def _numpy_lstm(x, w_in, w_rec, bias):
 
 
 def test_bilstm_equals_two_lstms_frame_by_frame():
-  width = 6
-  lstm = layers.BiLSTM(width, rngs=nnx.Rngs(params=0))
+  width, hidden = 6, 5
+  lstm = layers.BiLSTM(width, hidden, rngs=nnx.Rngs(params=0))
   lstm.out.kernel[...] = jax.random.normal(jax.random.key(1), lstm.out.kernel[...].shape)
   x = np.asarray(jax.random.normal(jax.random.key(2), (3, 11, width)), np.float64)
-  w_in = np.asarray(lstm.input_kernel[...]).reshape(width, 2, 4 * width)
-  w_rec, bias = np.asarray(lstm.recurrent_kernel[...]), np.asarray(lstm.bias[...]).reshape(2, 4 * width)
+  w_in = np.asarray(lstm.input_kernel[...]).reshape(width, 2, 4 * hidden)
+  w_rec, bias = np.asarray(lstm.recurrent_kernel[...]), np.asarray(lstm.bias[...]).reshape(2, 4 * hidden)
   forward = _numpy_lstm(x, w_in[:, 0], w_rec[0], bias[0])
   backward = _numpy_lstm(x[:, ::-1], w_in[:, 1], w_rec[1], bias[1])[:, ::-1]
   expected = x + np.concatenate([forward, backward], -1) @ np.asarray(lstm.out.kernel[...])
@@ -325,7 +326,7 @@ def test_bilstm_equals_two_lstms_frame_by_frame():
 
 
 def test_bilstm_starts_as_the_identity_and_every_param_gets_a_gradient():
-  lstm = layers.BiLSTM(8, rngs=nnx.Rngs(params=0))
+  lstm = layers.BiLSTM(8, 4, rngs=nnx.Rngs(params=0))
   x = jax.random.normal(jax.random.key(0), (2, 16, 8))
   np.testing.assert_array_equal(np.asarray(lstm(x)), np.asarray(x))
   lstm.out.kernel[...] = 0.1 * jnp.ones_like(lstm.out.kernel[...])  # open the output, as one optimizer step would
@@ -336,7 +337,7 @@ def test_bilstm_starts_as_the_identity_and_every_param_gets_a_gradient():
 
 
 def test_bilstm_sees_the_whole_sequence_both_ways():
-  lstm = layers.BiLSTM(4, rngs=nnx.Rngs(params=0))
+  lstm = layers.BiLSTM(4, 3, rngs=nnx.Rngs(params=0))
   lstm.out.kernel[...] = jnp.ones_like(lstm.out.kernel[...])
   x = jax.random.normal(jax.random.key(0), (1, 20, 4))
   changed = x.at[:, 10].add(1.0)

@@ -35,9 +35,9 @@ def _residual_units(width: int, count: int, kernel_size: int, *, dtype, forms, r
                    for i in range(count)])
 
 
-def _lstms(width: int, count: int, *, dtype, forms, rngs) -> nnx.List:
+def _lstms(width: int, count: int, hidden: int, *, dtype, forms, rngs) -> nnx.List:
   """`count` stacked residual BiLSTMs at the lowest frame rate (model.encoder_lstm_layers / decoder_lstm_layers)."""
-  return nnx.List([layers.BiLSTM(width, dtype=dtype, forms=forms, rngs=rngs) for _ in range(count)])
+  return nnx.List([layers.BiLSTM(width, hidden, dtype=dtype, forms=forms, rngs=rngs) for _ in range(count)])
 
 
 class Encoder(nnx.Module):
@@ -47,7 +47,7 @@ class Encoder(nnx.Module):
 
   def __init__(self, in_channels: int, channels, strides, num_sources: int, num_codebooks: int,
                outputs_per_code: int, *, residual_units: int = 0, residual_kernel: int = 3, lstm_layers: int = 0,
-               source_masks: bool = False, dtype, forms: layers.LayerForms = layers.MATMUL, rngs: nnx.Rngs):
+               lstm_hidden: int = 64, source_masks: bool = False, dtype, forms: layers.LayerForms = layers.MATMUL, rngs: nnx.Rngs):
     self.convs = nnx.List()
     self.mixes = nnx.List()
     self.residuals = nnx.List()
@@ -58,7 +58,7 @@ class Encoder(nnx.Module):
       self.residuals.append(_residual_units(width, residual_units, residual_kernel, dtype=dtype, forms=forms,
                                             rngs=rngs))
       previous = width
-    self.lstms = _lstms(previous, lstm_layers, dtype=dtype, forms=forms, rngs=rngs)
+    self.lstms = _lstms(previous, lstm_layers, lstm_hidden, dtype=dtype, forms=forms, rngs=rngs)
     self.logit_shape = (num_sources, num_codebooks, outputs_per_code)
     self.source_masks = (layers.SourceMasks(previous, num_sources, num_codebooks * outputs_per_code, dtype=dtype,
                                             forms=forms, rngs=rngs) if source_masks else None)
@@ -86,11 +86,11 @@ class Decoder(nnx.Module):
   transposed conv -> GELU) -> audio."""
 
   def __init__(self, slot_features: int, out_channels: int, channels, strides, *, residual_units: int = 0,
-               residual_kernel: int = 3, lstm_layers: int = 0, dtype, forms: layers.LayerForms = layers.MATMUL,
-               rngs: nnx.Rngs):
+               residual_kernel: int = 3, lstm_layers: int = 0, lstm_hidden: int = 64, dtype,
+               forms: layers.LayerForms = layers.MATMUL, rngs: nnx.Rngs):
     widths = list(channels)[::-1]
     self.from_slots = layers.Dense(slot_features, widths[0], dtype=dtype, forms=forms, rngs=rngs)
-    self.lstms = _lstms(widths[0], lstm_layers, dtype=dtype, forms=forms, rngs=rngs)
+    self.lstms = _lstms(widths[0], lstm_layers, lstm_hidden, dtype=dtype, forms=forms, rngs=rngs)
     self.mixes = nnx.List()
     self.residuals = nnx.List()
     self.convs = nnx.List()
@@ -163,7 +163,7 @@ class VQVAE(nnx.Module):
     # Codes each source uses (quantizer.codes_per_source); None when all are. A plain tuple: static, not a param.
     self.codes_per_source = config_lib.uneven_codes_per_source(config)
     residual = dict(residual_units=int(model.residual_units), residual_kernel=int(model.residual_kernel),
-                    forms=forms)
+                    lstm_hidden=int(model.lstm_hidden), forms=forms)
     outputs_per_code = len(self.fsq_levels) if self.quantizer_kind == 'fsq' else q.codebook_size
     self.encoder = Encoder(data.channels, model.channels, model.strides, self.num_sources, q.num_codebooks,
                            outputs_per_code, **residual, lstm_layers=int(model.encoder_lstm_layers),
