@@ -95,6 +95,9 @@ class Separator:
     self.fade = self.margin
     if window is None:
       window = int(DEFAULT_WINDOW_SEGMENTS * int(config.data.segment_length))
+      # Wide margins (an LSTM's context) would leave the default window a hop of one frame (thousands of windows
+      # per track): the default window keeps at least half its length as the exact core that each window adds.
+      window = max(window, 2 * self.margin + self.fade + window // 2)
     # Round up to the stride and to the shortest window that still advances.
     minimum = 2 * self.margin + self.fade + self.stride
     self.window = max(-(-int(window) // self.stride) * self.stride, minimum)

@@ -208,3 +208,27 @@ def test_chunked_equals_one_shot_with_residual_units(kind):
   expected, expected_codes, _ = _one_shot(model, audio[None], np.eye(4, dtype=np.float32)[None])
   np.testing.assert_allclose(stems, expected[0], atol=1e-5)
   np.testing.assert_array_equal(codes, expected_codes[0])
+
+
+def test_lstm_models_run_in_windows_that_advance_and_match_one_shot_closely():
+  """An LSTM's reach is unbounded: the margin gives it model.lstm_context_frames of context, so windowed output is
+  close to one-shot output (not equal), and the default window still advances by half its default length."""
+  from configs import ci  # pylint: disable=g-import-not-at-top
+  config = ci.get_config()
+  config.model.encoder_lstm_layers = 1
+  config.model.lstm_hidden = 8
+  config.model.lstm_context_frames = 32
+  graphdef, state = random_state(config, seed=2)
+  model = nnx.merge(graphdef, state['params'])
+  separator = inference.Separator(config, graphdef, state['params'], batch_size=2)
+  default_window = int(inference.DEFAULT_WINDOW_SEGMENTS * config.data.segment_length)
+  hop = separator.window - 2 * separator.margin - separator.fade
+  assert separator.margin >= 32 * config_lib.total_stride(config)
+  assert hop >= default_window // 2
+  length = 4 * separator.window + 77
+  audio = (0.3 * np.random.default_rng(1).normal(size=(length, 2))).astype(np.float32)
+  assert separator.plan(length).num_windows >= 4
+  stems = separator.separate(audio)
+  expected, _, _ = _one_shot(model, audio[None], np.eye(4, dtype=np.float32)[None])
+  error = np.sum((stems - expected[0]) ** 2) / np.sum(expected[0] ** 2)
+  assert error < 1e-3, error
