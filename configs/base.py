@@ -38,6 +38,9 @@ def get_config():
   data.batch_size = 4
   # Paper's random remix: each source of an example comes from a different random track.
   data.remix = True
+  # With remix: the fraction of examples remixed; the others keep one track's sources in time with each other, as
+  # test mixtures are (a quality lever; 1.0 = the paper's, every example remixed).
+  data.remix_prob = 1.0
   # Probability that a source is present in the input mixture (at least one always is).
   data.presence_prob = 0.75
   # Probability that a present source is selected for the selective target (the rest is the complement).

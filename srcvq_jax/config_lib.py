@@ -20,6 +20,7 @@ _TUPLE_FIELDS = (('model', 'channels'), ('model', 'strides'), ('data', 'sources'
 # Fields added after workdirs and exports were first written, with the value that gives what those were trained
 # with: a saved config without one reads as that value (config_from_dict), so old checkpoints restore unchanged.
 ADDED_FIELDS = {
+    ('data', 'remix_prob'): 1.0,
     ('model', 'residual_units'): 0,
     ('model', 'residual_kernel'): 3,
     ('model', 'conv_impl'): 'auto',

@@ -18,7 +18,8 @@ folder is local and writable, else under $SRCVQ_CACHE_DIR or ~/.cache/srcvq_jax.
 
 An example (remix, the paper's): for each source a random chunk of a track no other source of the example uses
 (as long as the split has unused tracks), a random crop of segment_length samples in it, a random gain in
-[gain_min, gain_max] and left/right swap; without remix, one crop of one chunk for all sources. Masks by
+[gain_min, gain_max] and left/right swap; without remix, one crop of one chunk for all sources (the track as
+mixed: its sources in time with each other). data.remix_prob: the fraction of examples remixed (1 = all). Masks by
 batch_spec.sample_masks; mixture = sum of the present sources.
 """
 from __future__ import annotations
@@ -160,7 +161,9 @@ def example(store: CropStore, data, rng: np.random.Generator) -> np.ndarray:
   def random_offset(chunk):
     return int(rng.integers(0, max(int(store.lengths[chunk]) - length, 0) + 1))
 
-  if data.remix and num_sources > 1:
+  # (The draw for remix_prob is made only when it is below 1, so the paper's always-remix stream is unchanged.)
+  remix = data.remix and num_sources > 1 and (float(data.remix_prob) >= 1 or rng.random() < float(data.remix_prob))
+  if remix:
     chunks, used = [], set()
     for _ in range(num_sources):
       for _ in range(_TRACK_TRIES):

@@ -147,6 +147,15 @@ def test_without_remix_sources_share_a_track(dataset):
     assert len({track_of(source, config.data.sample_rate) for source in example}) == 1
 
 
+def test_remix_prob_keeps_some_examples_as_mixed_and_remixes_the_rest(dataset):
+  config = make_config(dataset[0], remix_prob=0.5)
+  rate = config.data.sample_rate
+  counts = [len({track_of(source, rate) for source in example})
+            for batch in take(config, n=4) for example in batch[batch_spec.SOURCES]]
+  assert set(counts) == {1, 4}, counts  # as mixed (one track) or remixed (four), nothing in between
+  assert 8 <= counts.count(1) <= 24, counts  # about half of 32
+
+
 def test_same_seed_same_batches_other_seed_differs(dataset):
   config = make_config(dataset[0])
   first, second, other = take(config, n=3, seed=5), take(config, n=3, seed=5), take(config, n=3, seed=6)
