@@ -255,6 +255,15 @@ class AwarenessSums:
       leakage = np.maximum(10 * np.log10(others / own), LEAKAGE_FLOOR_DB)  # no leak at all: the floor, not -inf
     return np.where(active & (own > 0), leakage, np.nan)
 
+  def leakage_matrix_db(self) -> np.ndarray:
+    """Where each stem goes: [S inputs, S slots], 10 log10(E[slot j] / E[slot i]) for stem i alone in (0 on the
+    diagonal; NaN rows for silent stems). leakage_db is the mean of a row's off-diagonal energies."""
+    own = np.diag(self.energy)[:, None]
+    active = (np.sqrt(self.reference_power / max(self.values, 1)) >= INACTIVE_RMS)[:, None]
+    with np.errstate(divide='ignore', invalid='ignore'):
+      matrix = np.maximum(10 * np.log10(self.energy / own), LEAKAGE_FLOOR_DB)
+    return np.where(active & (own > 0), matrix, np.nan)
+
   def correlations(self) -> tuple[np.ndarray, np.ndarray]:
     """slot_correlations of the sums: (own [S], other [S])."""
     norms = np.outer(self.estimate_power, self.reference_power)

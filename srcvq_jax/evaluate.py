@@ -40,6 +40,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from typing import Callable, Iterator
 
 import numpy as np
@@ -439,6 +440,7 @@ def evaluate(separator, tracks, *, out_dir: str, split: str, data_info: dict, ru
   frames_per_window = max(int(round(separator.frames_per_second)), 1)
   track_scores = {row: [] for row in ROWS}
   awareness = {'leakage_db': [], 'own_correlation': [], 'other_correlation': []}
+  leakage_matrices = []  # per track [S inputs, S slots]
   reconstruction, per_track, museval_stores, museval_diffs = [], [], [], []
   timing = {'compile_s': 0.0, 'separation_s': 0.0, 'oracle_s': 0.0, 'audio_s': 0.0}
   dataset_rates = set()
@@ -495,6 +497,7 @@ def evaluate(separator, tracks, *, out_dir: str, split: str, data_info: dict, ru
 
     if run_leakage:
       awareness['leakage_db'].append(scored['awareness'].leakage_db())
+      leakage_matrices.append(scored['awareness'].leakage_matrix_db())
       own, other = scored['awareness'].correlations()
       awareness['own_correlation'].append(own)
       awareness['other_correlation'].append(other)
@@ -540,10 +543,16 @@ def evaluate(separator, tracks, *, out_dir: str, split: str, data_info: dict, ru
   if run_leakage:
     results['source_awareness'] = {
         name: _row_dict(sdr.aggregate_tracks(values), sources) for name, values in awareness.items()}
+    with warnings.catch_warnings():  # a cell NaN on every track (a source silent throughout) stays NaN
+      warnings.simplefilter('ignore', RuntimeWarning)
+      matrix = np.nanmedian(np.stack(leakage_matrices), axis=0)
+    results['source_awareness']['leakage_matrix_db'] = {
+        s: {slot: float(matrix[i, j]) for j, slot in enumerate(sources)} for i, s in enumerate(sources)}
     results['source_awareness']['note'] = (
         'leakage_db: a stem alone in, mean energy of the other slots\' decodes over its own slot\'s (dB, median '
-        'over tracks; << 0 = source-aware, ~0 = slots alike); own/other_correlation: squared correlation of slot '
-        'i\'s separation with reference i / with the other references')
+        'over tracks; << 0 = source-aware, ~0 = slots alike); leakage_matrix_db[stem][slot]: that slot\'s decoded '
+        'energy over the stem\'s own slot\'s, stem alone in (dB, median over tracks); own/other_correlation: '
+        'squared correlation of slot i\'s separation with reference i / with the other references')
   if run_analysis:
     results['analysis'] = analysis.embedding_summary(embeddings, sources, os.path.join(out_dir, 'tsne.png'),
                                                      shared_codebooks=bool(separator.config.quantizer.shared_codebooks),

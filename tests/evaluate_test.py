@@ -81,6 +81,8 @@ def test_evaluate_writes_every_row_source_and_analysis(workdir, musdb_root, tmp_
   assert set(saved['sdr']) == {'model', 'oracle', 'mixture', 'silence', 'mixture_x0.25'}
   assert {'leakage_db', 'own_correlation', 'other_correlation'} <= set(saved['source_awareness'])
   assert all(_is_number(v) for v in saved['source_awareness']['leakage_db'].values())
+  matrix = saved['source_awareness']['leakage_matrix_db']
+  assert list(matrix) == list(SOURCES) and all(matrix[s][s] == 0.0 for s in SOURCES)
   for row, scores in saved['sdr'].items():
     assert set(scores) == set(SOURCES) | {'avg'}, row
     assert all(_is_number(v) for v in scores.values()), (row, scores)
@@ -304,6 +306,16 @@ def test_source_awareness_scores_can_fail():
   silent_others = np.zeros_like(routed)
   silent_others[np.arange(4), np.arange(4)] = stems
   np.testing.assert_array_equal(analysis.slot_leakage_db(silent_others, stems), analysis.LEAKAGE_FLOOR_DB)
+  # The matrix says where a stem goes: stem 3 routed half into slot 0 (-6 dB there), the rest as before.
+  confused = routed.copy()
+  confused[3, 0] = 0.5 * stems[3]
+  sums = analysis.AwarenessSums(4)
+  sums.add(confused, None, stems)
+  matrix = sums.leakage_matrix_db()
+  np.testing.assert_allclose(np.diag(matrix), 0.0, atol=1e-9)
+  np.testing.assert_allclose(matrix[3, 0], 20 * np.log10(0.5), atol=1e-4)
+  np.testing.assert_allclose(matrix[3, 1:3], -40.0, atol=1e-4)
+  np.testing.assert_allclose(matrix[:3][~np.eye(4, dtype=bool)[:3]], -40.0, atol=1e-4)
   # Separations: own reference vs the others' (a slot that outputs the mixture reproduces all alike).
   own, other = analysis.slot_correlations(stems, stems)
   np.testing.assert_allclose(own, 1.0)
