@@ -47,7 +47,8 @@ class Encoder(nnx.Module):
 
   def __init__(self, in_channels: int, channels, strides, num_sources: int, num_codebooks: int,
                outputs_per_code: int, *, residual_units: int = 0, residual_kernel: int = 3, lstm_layers: int = 0,
-               lstm_hidden: int = 64, source_masks: bool = False, dtype, forms: layers.LayerForms = layers.MATMUL, rngs: nnx.Rngs):
+               lstm_hidden: int = 64, source_masks: bool = False, dtype,
+               forms: layers.LayerForms = layers.MATMUL, rngs: nnx.Rngs):
     self.convs = nnx.List()
     self.mixes = nnx.List()
     self.residuals = nnx.List()
@@ -82,8 +83,8 @@ class Encoder(nnx.Module):
 
 
 class Decoder(nnx.Module):
-  """Mirror of the encoder: slots -> 1x1 conv [-> residual BiLSTMs] -> blocks (1x1 conv -> GLU [-> residual dilated units] ->
-  transposed conv -> GELU) -> audio."""
+  """Mirror of the encoder: slots -> 1x1 conv [-> residual BiLSTMs] -> blocks (1x1 conv -> GLU [-> residual
+  dilated units] -> transposed conv -> GELU) -> audio."""
 
   def __init__(self, slot_features: int, out_channels: int, channels, strides, *, residual_units: int = 0,
                residual_kernel: int = 3, lstm_layers: int = 0, lstm_hidden: int = 64, dtype,
@@ -124,7 +125,8 @@ def receptive_margin(model_config) -> int:
 
   The strided blocks' exact reach (layers.receptive_margin_of_blocks), plus each level's residual units: a unit
   of dilation d at a level of P samples per frame reaches d (k - 1) / 2 frames further on each side, in the
-  encoder and again in the decoder; one more frame per unit covers the rounding of frame positions.
+  encoder and again in the decoder; one more frame per unit covers the rounding of frame positions. With BiLSTMs
+  (whose reach is the whole input) it adds model.lstm_context_frames frames: the context they get, not their reach.
   """
   strides = tuple(model_config.strides)
   margin = layers.receptive_margin_of_blocks(strides)
