@@ -49,6 +49,10 @@ def get_config():
   data.gain_min = 0.25
   data.gain_max = 1.25
   data.channel_swap = True
+  # Speed augmentation (Demucs's repitch): each source resampled to play k semitones higher and k/12 octaves
+  # faster, k a whole number drawn uniformly from [-speed_semitones, speed_semitones] (one k for all sources when
+  # they stay in time); 0 = off, the paper's.
+  data.speed_semitones = 0
   # Seed of all data randomness: training example g of step t is a function of (seed, split, t, g), so a resumed run
   # continues the stream exactly (srcvq_jax/crop_store.py).
   data.seed = 0

@@ -21,6 +21,7 @@ _TUPLE_FIELDS = (('model', 'channels'), ('model', 'strides'), ('data', 'sources'
 # with: a saved config without one reads as that value (config_from_dict), so old checkpoints restore unchanged.
 ADDED_FIELDS = {
     ('data', 'remix_prob'): 1.0,
+    ('data', 'speed_semitones'): 0,
     ('model', 'residual_units'): 0,
     ('model', 'residual_kernel'): 3,
     ('model', 'conv_impl'): 'auto',
@@ -41,6 +42,8 @@ ADDED_FIELDS = {
     ('train', 'microbatches'): 0,
 }
 QUANTIZER_KINDS = ('gumbel', 'fsq')
+# Beyond a third, a resampled voice no longer sounds like one (and the ratios' small fractions drift from 2^(k/12)).
+MAX_SPEED_SEMITONES = 4
 LR_SCHEDULES = ('constant', 'cosine')
 # How the layers compute (srcvq_jax/models/layers.py forms_for): 'auto' = matmul forms on CPU, native elsewhere.
 CONV_IMPLS = ('auto', 'native', 'matmul')
@@ -98,6 +101,8 @@ def validate(config, num_devices: int | None = None) -> None:
   require(0 <= data.select_prob <= 1, f'data.select_prob={data.select_prob} must be in [0, 1]')
   require(0 <= data.gain_min <= data.gain_max, f'need 0 <= data.gain_min <= data.gain_max, got '
           f'{data.gain_min}, {data.gain_max}')
+  require(0 <= data.speed_semitones <= MAX_SPEED_SEMITONES,
+          f'data.speed_semitones={data.speed_semitones} must be in [0, {MAX_SPEED_SEMITONES}]')
 
   require(len(model.channels) == len(model.strides) >= 1,
           f'model.channels={tuple(model.channels)} and model.strides={tuple(model.strides)} need equal, '

@@ -18,13 +18,16 @@ folder is local and writable, else under $SRCVQ_CACHE_DIR or ~/.cache/srcvq_jax.
 
 An example (remix, the paper's): for each source a random chunk of a track no other source of the example uses
 (as long as the split has unused tracks), a random crop of segment_length samples in it, a random gain in
-[gain_min, gain_max] and left/right swap; without remix, one crop of one chunk for all sources (the track as
-mixed: its sources in time with each other). data.remix_prob: the fraction of examples remixed (1 = all). Masks by
-batch_spec.sample_masks; mixture = sum of the present sources.
+[gain_min, gain_max] and left/right swap, and with data.speed_semitones > 0 a random speed (each source resampled
+to play a whole number of semitones higher or lower, and faster or slower with it); without remix, one crop of one
+chunk for all sources, at one speed (the track as mixed: its sources in time with each other). data.remix_prob:
+the fraction of examples remixed (1 = all). Masks by batch_spec.sample_masks; mixture = sum of the present sources.
 """
 from __future__ import annotations
 
 import dataclasses
+import fractions
+import functools
 import hashlib
 import json
 import os
@@ -43,6 +46,10 @@ _INDEX = 'index.json'
 _CHANNELS = 2  # stored as the dataset is (stereo); mono is a downmix at read
 # Draws of a chunk whose track another source of the example already uses, before accepting a repeat.
 _TRACK_TRIES = 64
+# Speed augmentation: the largest denominator of a resampling ratio, and the input samples read on each side of a
+# repitched crop (scipy's polyphase filter reaches 10 x max(up, down) / up input samples: ~10 at these ratios).
+_SPEED_DENOMINATOR = 20
+_SPEED_MARGIN = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,16 +160,70 @@ def _crop(store: CropStore, source: int, chunk: int, offset: int, length: int) -
   return out
 
 
+def speed_ratio(semitones: int) -> fractions.Fraction:
+  """How many times faster audio plays `semitones` higher (and faster, as a tape does): 2 ** (semitones / 12) as a
+  fraction of small terms (within 0.3%, 4 cents, up to +-3 semitones; 0.6% at +-4) that a polyphase filter
+  resamples exactly."""
+  return fractions.Fraction(2.0 ** (semitones / 12.0)).limit_denominator(_SPEED_DENOMINATOR)
+
+
+def _speed_read_length(length: int, ratio: fractions.Fraction) -> int:
+  """Input samples a repitched crop of `length` output samples reads: a lead of whole filter periods, length x
+  ratio, and a tail margin (the polyphase filter's half-length is ~10 input samples at these ratios)."""
+  return _speed_lead(ratio) + -(-length * ratio.numerator // ratio.denominator) + _SPEED_MARGIN
+
+
+def _speed_lead(ratio: fractions.Fraction) -> int:
+  """Input samples read before the crop: a multiple of ratio.numerator (so it maps to whole output samples) of at
+  least _SPEED_MARGIN, so that the crop's first samples are filtered from real input, not the filter's zero pad."""
+  return ratio.numerator * -(-_SPEED_MARGIN // ratio.numerator)
+
+
+@functools.lru_cache(maxsize=None)
+def _resampling_filter(up: int, down: int) -> np.ndarray:
+  """scipy.signal.resample_poly's own default filter for (up, down) in float32 (the crop's dtype), designed once
+  instead of at every call (the design costs more than the filtering of a crop)."""
+  from scipy import signal  # pylint: disable=g-import-not-at-top
+  max_rate = max(up, down)
+  taps = signal.firwin(2 * 10 * max_rate + 1, 1.0 / max_rate, window=('kaiser', 5.0)).astype(np.float32)
+  taps.flags.writeable = False  # shared by every call
+  return taps
+
+
+def _repitched_crop(store: CropStore, source: int, chunk: int, offset: int, length: int,
+                    ratio: fractions.Fraction) -> np.ndarray:
+  """float32 [length, 2] (int16 scale) read from `offset` of the chunk and played `ratio` times faster (resampled
+  by ratio.denominator / ratio.numerator with scipy's polyphase anti-alias filter)."""
+  from scipy import signal  # pylint: disable=g-import-not-at-top  (only when the augmentation is on)
+  raw = _crop(store, source, chunk, offset, _speed_read_length(length, ratio)).astype(np.float32)
+  up, down = ratio.denominator, ratio.numerator
+  out = signal.resample_poly(raw, up, down, axis=0, window=_resampling_filter(up, down))
+  skip = _speed_lead(ratio) * ratio.denominator // ratio.numerator
+  return out[skip:skip + length]
+
+
 def example(store: CropStore, data, rng: np.random.Generator) -> np.ndarray:
   """One training example's sources, float32 [S, segment_length, C], drawn from rng (see the module docstring)."""
   num_sources, length = len(data.sources), int(data.segment_length)
   num_chunks = len(store.starts)
-
-  def random_offset(chunk):
-    return int(rng.integers(0, max(int(store.lengths[chunk]) - length, 0) + 1))
+  max_semitones = int(data.speed_semitones)
 
   # (The draw for remix_prob is made only when it is below 1, so the paper's always-remix stream is unchanged.)
   remix = data.remix and num_sources > 1 and (float(data.remix_prob) >= 1 or rng.random() < float(data.remix_prob))
+  # Speed (pitch and tempo together, Demucs's repitch by resampling): whole semitones in [-max, max], one per
+  # source when remixed, one for all when the sources stay in time. (Drawn only when on: streams stay unchanged.)
+  if max_semitones > 0:
+    shifts = rng.integers(-max_semitones, max_semitones + 1, size=num_sources if remix else 1)
+    ratios = [speed_ratio(int(k)) if k else None for k in np.broadcast_to(shifts, (num_sources,))]
+  else:
+    ratios = [None] * num_sources
+
+  def read_length(ratio):
+    return length if ratio is None else _speed_read_length(length, ratio)
+
+  def random_offset(chunk, ratio):
+    return int(rng.integers(0, max(int(store.lengths[chunk]) - read_length(ratio), 0) + 1))
+
   if remix:
     chunks, used = [], set()
     for _ in range(num_sources):
@@ -172,12 +233,14 @@ def example(store: CropStore, data, rng: np.random.Generator) -> np.ndarray:
           break
       used.add(int(store.tracks[chunk]))
       chunks.append(chunk)
-    offsets = [random_offset(c) for c in chunks]
+    offsets = [random_offset(c, r) for c, r in zip(chunks, ratios)]
   else:
     chunk = int(rng.integers(num_chunks))
-    chunks, offsets = [chunk] * num_sources, [random_offset(chunk)] * num_sources
-  sources = np.stack([_crop(store, s, c, o, length) for s, (c, o) in enumerate(zip(chunks, offsets))])
-  x = sources.astype(np.float32) / 32768.0
+    chunks, offsets = [chunk] * num_sources, [random_offset(chunk, ratios[0])] * num_sources
+  crops = []
+  for s, (c, o, r) in enumerate(zip(chunks, offsets, ratios)):
+    crops.append(_crop(store, s, c, o, length) if r is None else _repitched_crop(store, s, c, o, length, r))
+  x = np.stack(crops).astype(np.float32) / 32768.0
   if data.channels == 1:
     x = x.mean(axis=-1, keepdims=True)
   gain = rng.uniform(data.gain_min, data.gain_max, size=(num_sources, 1, 1)).astype(np.float32)

@@ -34,6 +34,8 @@ def test_round_trip_keeps_nested_tuples(ci_config):
     ('loss.stft_resolutions', ((128, 256),), 'need (n_fft, hop)'),
     ('optim.schedule', 'linear', "optim.schedule='linear'"),
     ('train.sdr_seconds', 0.0, 'train.sdr_seconds=0.0'),
+    ('data.speed_semitones', 5, 'data.speed_semitones=5'),
+    ('data.speed_semitones', -1, 'data.speed_semitones=-1'),
 ])
 def test_validate_rejects_bad_new_fields(ci_config, field, value, message):
   section, name = field.split('.')

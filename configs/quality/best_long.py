@@ -1,5 +1,5 @@
-"""configs/quality/combined.py without the STFT loss terms (the ablation's better row at 3000 steps) trained for the goal's
-budget: 18000 steps with a cosine learning-rate decay to 5% (a constant rate suits a short screening run; a long
+"""configs/quality/combined.py without the STFT loss terms (the ablation's better row at 3000 steps) trained for the
+goal's budget: 18000 steps with a cosine learning-rate decay to 5% (a constant rate suits a short screening run; a long
 one ends on the decayed rate)."""
 from configs.quality import best_no_stft
 

@@ -1,4 +1,5 @@
-"""The paper's ablation at the combination (configs/quality/combined.py, then configs/best.py; 3000 steps): "w/o STFT" (the spectral loss terms weighted 0)."""
+"""The paper's ablation at the combination (configs/quality/combined.py, then configs/best.py; 3000 steps):
+"w/o STFT" (the spectral loss terms weighted 0)."""
 from configs.quality import combined
 
 
