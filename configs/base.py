@@ -126,6 +126,10 @@ def get_config():
   # Weight of an L1 on log(|STFT| + 1e-5) inside each '*_stft' term, beside the linear-magnitude L1 (0 = off):
   # quiet partials (a voice's harmonics) count as much as loud ones.
   loss.log_magnitude = 0.0
+  # The complement decode also takes the slots of the sources absent from the input mixture (its target is
+  # unchanged: the present, unselected sources), so a slot whose source is absent learns to decode nothing. False:
+  # the paper's, where an absent source's slot is never decoded in training and may carry another source.
+  loss.complement_absent = False
 
   # --- Optimizer ---------------------------------------------------------------------------------------------------
   config.optim = optim = ml_collections.ConfigDict()

@@ -35,6 +35,7 @@ ADDED_FIELDS = {
     ('quantizer', 'codes_per_source'): (),
     ('loss', 'stft_resolutions'): (),
     ('loss', 'log_magnitude'): 0.0,
+    ('loss', 'complement_absent'): False,
     ('optim', 'schedule'): 'constant',
     ('optim', 'final_lr_fraction'): 0.05,
     ('train', 'sdr_tracks'): 0,

@@ -58,6 +58,18 @@ def selection_masks(batch, weights) -> jax.Array:
   return jnp.stack([masks[name] for name in losses.active_selections(weights)], axis=1)
 
 
+def decoded_slots(batch, loss_config) -> jax.Array:
+  """Masks [B, M, S] of the slots the decoder sees for each selection: the selection masks, except that with
+  loss.complement_absent the complement also takes the absent sources' slots (its target stays the present,
+  unselected sources: those slots must decode to nothing)."""
+  masks = selection_masks(batch, loss_config.weights)
+  selections = losses.active_selections(loss_config.weights)
+  if not loss_config.complement_absent or 'complement' not in selections:
+    return masks
+  absent = 1 - batch[batch_spec.PRESENCE]
+  return masks.at[:, selections.index('complement')].add(absent)
+
+
 def selection_targets(masks: jax.Array, sources: jax.Array) -> jax.Array:
   """What each selection should decode to: masks [B, M, S], sources [B, S, T, C] -> the sums [B, M, T, C]."""
   return jnp.einsum('bms,bstc->bmtc', masks, sources)
@@ -66,9 +78,8 @@ def selection_targets(masks: jax.Array, sources: jax.Array) -> jax.Array:
 def _forward(graphdef, params, batch, config, gumbel, tau):
   """Loss terms, total and model output of one batch (gumbel: its training noise; None: argmax codes)."""
   model = nnx.merge(graphdef, params)
-  masks = selection_masks(batch, config.loss.weights)
-  output = model(batch[batch_spec.MIXTURE], masks, gumbel=gumbel, tau=tau)
-  targets = selection_targets(masks, batch[batch_spec.SOURCES])
+  output = model(batch[batch_spec.MIXTURE], decoded_slots(batch, config.loss), gumbel=gumbel, tau=tau)
+  targets = selection_targets(selection_masks(batch, config.loss.weights), batch[batch_spec.SOURCES])
   terms = losses.reconstruction_terms(output.audio, targets, config.loss)
   return losses.weighted_total(terms, config.loss.weights), (terms, output)
 

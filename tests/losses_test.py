@@ -79,3 +79,20 @@ def test_multi_resolution_and_log_magnitude_terms(ci_config):
   with_log = float(losses.multi_resolution_stft_l1(x, y, loss))
   assert with_log > expected
   assert float(losses.multi_resolution_stft_l1(x, x, loss)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_complement_absent_decodes_the_absent_slots_against_the_same_targets(ci_config):
+  batch = next(synthetic_data.synthetic_batches(ci_config, 8, seed=3))
+  batch['presence'][0] = [1.0, 0.0, 1.0, 0.0]
+  batch['select'][0] = [1.0, 0.0, 0.0, 0.0]
+  masks = np.asarray(trainer.selection_masks(batch, ci_config.loss.weights))
+  np.testing.assert_array_equal(trainer.decoded_slots(batch, ci_config.loss), masks)  # off: the paper's
+  ci_config.loss.complement_absent = True
+  decoded = np.asarray(trainer.decoded_slots(batch, ci_config.loss))
+  np.testing.assert_array_equal(decoded[:, 0], masks[:, 0])  # the selective decode is unchanged
+  np.testing.assert_array_equal(decoded[:, 1], 1 - masks[:, 0])  # every slot not selected, present or absent
+  np.testing.assert_array_equal(decoded[0, 1], [0.0, 1.0, 1.0, 1.0])
+  assert (decoded[:, 1] >= masks[:, 1]).all() and (decoded[:, 1] > masks[:, 1]).any()
+  ci_config.loss.weights.complement_l1 = ci_config.loss.weights.complement_stft = 0.0
+  np.testing.assert_array_equal(trainer.decoded_slots(batch, ci_config.loss),
+                                trainer.selection_masks(batch, ci_config.loss.weights))  # no complement decode
