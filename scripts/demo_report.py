@@ -21,7 +21,8 @@ def training_curve(workdir: str, points: int = 8) -> str:
   # The in-training SDR is written at evaluations only: pick among those rows when there are any.
   with_sdr = [r for r in rows if 'val_sdr/model/avg' in r]
   rows = with_sdr if len(with_sdr) >= 2 else rows
-  picked = [rows[round(i * (len(rows) - 1) / max(points - 1, 1))] for i in range(min(points, len(rows)))]
+  count = min(points, len(rows))
+  picked = [rows[round(i * (len(rows) - 1) / max(count - 1, 1))] for i in range(count)]
   lines = ['| step | ' + ' | '.join(k.replace('train/', '') for k in keys) + ' |',
            '|---|' + '---|' * len(keys)]
   for r in picked:
