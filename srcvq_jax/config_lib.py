@@ -43,7 +43,7 @@ ADDED_FIELDS = {
     ('train', 'microbatches'): 0,
 }
 QUANTIZER_KINDS = ('gumbel', 'fsq')
-# Beyond a third, a resampled voice no longer sounds like one (and the ratios' small fractions drift from 2^(k/12)).
+# The widest speed shift: up to it the resampling ratios' small fractions stay within 0.6% of 2^(k/12).
 MAX_SPEED_SEMITONES = 4
 LR_SCHEDULES = ('constant', 'cosine')
 # How the layers compute (srcvq_jax/models/layers.py forms_for): 'auto' = matmul forms on CPU, native elsewhere.
