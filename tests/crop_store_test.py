@@ -86,3 +86,15 @@ def test_speed_augmentation_off_leaves_the_stream_as_it_was():
   expected = np.stack([crop_store._crop(store, s, c, o, 8192)  # pylint: disable=protected-access
                        for s, (c, o) in enumerate(zip(chunks, offsets))]).astype(np.float32) / 32768.0
   np.testing.assert_array_equal(plain, expected)
+
+
+def test_cached_resampling_filter_is_scipys_default():
+  # The taps designed once per ratio are the filter resample_poly designs at every call (up to float32).
+  from scipy import signal  # pylint: disable=g-import-not-at-top
+  x = np.random.default_rng(0).standard_normal((4096, 2)).astype(np.float32)
+  for semitones in (-2, 1, 3):
+    ratio = crop_store.speed_ratio(semitones)
+    up, down = ratio.denominator, ratio.numerator
+    cached = signal.resample_poly(x, up, down, axis=0,
+                                  window=crop_store._resampling_filter(up, down))  # pylint: disable=protected-access
+    np.testing.assert_allclose(cached, signal.resample_poly(x, up, down, axis=0), atol=1e-5)
