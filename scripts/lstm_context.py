@@ -4,7 +4,7 @@ A BiLSTM's reach is the whole input, so `Separator` gives each inference window 
 of context on each side (models.receptive_margin) and the windows overlap by that much: inference costs about
 (window + 2 x context) / window times the convolutional model's. This measures what a shorter context costs in SDR
 and buys in speed, on the same trained params: for each context, the SDR of separation and of the codec ceiling
-(evaluate.score_track's scoring: BSSEval v4, median over 1 s windows, then the median over tracks), how far
+(evaluate.score_track: BSSEval v4, median over 1 s windows, then the median over tracks), how far
 its separated stems are from the widest context's (energy of the difference over the stems', in dB), and the
 real-time factor of `separate` (wall time after a warm-up call that compiles). One JSON line per context.
 
@@ -27,20 +27,12 @@ from srcvq_jax import cli  # noqa: E402
 from srcvq_jax import evaluate  # noqa: E402
 from srcvq_jax import inference  # noqa: E402
 from srcvq_jax import models  # noqa: E402
-from srcvq_jax import sdr as sdr_lib  # noqa: E402
 
 
 def difference_db(estimate: np.ndarray, reference: np.ndarray) -> float:
   """10 log10(|estimate - reference|^2 / |reference|^2): how far one inference's output is from another's."""
   return float(10 * np.log10(np.sum((estimate - reference) ** 2) / max(float(np.sum(reference ** 2)), 1e-20)
                              + 1e-20))
-
-
-def per_source_and_average(values: np.ndarray, sources) -> dict[str, float]:
-  """{source: dB rounded to 3 decimals, 'avg': their mean} (evaluate's rows)."""
-  row = {name: round(float(v), 3) for name, v in zip(sources, values)}
-  row['avg'] = round(float(np.mean(values)), 3)
-  return row
 
 
 def main():
@@ -74,14 +66,12 @@ def main():
       wall += time.perf_counter() - start
       seconds += mixture.shape[0] / rate
       stems_out.append(estimate)
-      # evaluate.score_track's scoring, on the estimate just timed (not separated a second time).
-      windows = evaluate.track_windows(stems, mixture, rate, model=estimate, oracle=separator.oracle(stems))
-      rows.append({row: sdr_lib.median_over_windows(windows[row]) for row in ('model', 'oracle')})
+      rows.append(evaluate.score_track(separator, stems, mixture, estimate=estimate))  # the estimate just timed
     widest = reference_stems is None
     if widest:
       reference_stems = stems_out
-    sdr = {row: per_source_and_average(np.nanmedian([r[row] for r in rows], axis=0), separator.sources)
-           for row in ('model', 'oracle')}
+    sdr = {row: {k: round(v, 3) for k, v in evaluate._row_dict(  # pylint: disable=protected-access
+        np.nanmedian([r[row] for r in rows], axis=0), separator.sources).items()} for row in ('model', 'oracle')}
     print(json.dumps({
         'name': 'lstm_context', 'workdir': args.workdir, 'split': args.split, 'tracks': len(tracks),
         'seconds_per_track': args.max_seconds, 'context_frames': context, 'margin_samples': separator.margin,

@@ -275,13 +275,15 @@ def track_windows(stems: np.ndarray, mixture: np.ndarray, rate: int, *, model: n
   return windows
 
 
-def score_track(separator, stems: np.ndarray, mixture: np.ndarray) -> dict[str, np.ndarray]:
+def score_track(separator, stems: np.ndarray, mixture: np.ndarray,
+                estimate: np.ndarray | None = None) -> dict[str, np.ndarray]:
   """Median-over-windows SDR [S] of every row of one track at the separator's rate, as `evaluate` scores it
-  (the in-training SDR of sdr_monitor uses this)."""
+  (the in-training SDR of sdr_monitor uses this). `estimate`: the mixture's separation where the caller already
+  has it (e.g. timed it), instead of separating again."""
   from srcvq_jax import sdr  # pylint: disable=g-import-not-at-top
 
-  windows = track_windows(stems, mixture, separator.sample_rate, model=separator.separate(mixture),
-                          oracle=separator.oracle(stems))
+  model = separator.separate(mixture) if estimate is None else estimate
+  windows = track_windows(stems, mixture, separator.sample_rate, model=model, oracle=separator.oracle(stems))
   return {row: sdr.median_over_windows(w) for row, w in windows.items()}
 
 
