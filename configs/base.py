@@ -85,6 +85,9 @@ def get_config():
   # Latent masking: the encoder's last latent split into one share per source by masks that sum to 1 over the
   # sources, each share mapped to its source's codes by its own layer (False: one linear map of the whole latent).
   model.source_masks = False
+  # The blocks' nonlinearity: 'gelu', or 'snake' (x + sin^2(alpha x) / alpha with a learned alpha per channel, the
+  # periodic activation of BigVGAN / DAC; adds one parameter per channel of every activation).
+  model.activation = 'gelu'
   # How convolutions compute (never what: the params are the same): 'matmul' (matmul forms, fast on XLA:CPU),
   # 'native' (lax.conv_general_dilated, for GPUs/TPUs) or 'auto' (matmul on CPU, native elsewhere).
   model.conv_impl = 'auto'

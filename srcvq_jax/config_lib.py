@@ -11,6 +11,8 @@ from srcvq_jax import errors
 
 DTYPES = ('float32', 'bfloat16')
 DECODER_INPUTS = ('concat', 'sum')
+# The blocks' nonlinearity (srcvq_jax/models/layers.py activation).
+ACTIVATIONS = ('gelu', 'snake')
 DATA_SOURCES = ('synthetic', 'tfds')
 
 
@@ -30,6 +32,7 @@ ADDED_FIELDS = {
     ('model', 'lstm_hidden'): 64,
     ('model', 'lstm_context_frames'): 172,
     ('model', 'source_masks'): False,
+    ('model', 'activation'): 'gelu',
     ('quantizer', 'kind'): 'gumbel',
     ('quantizer', 'fsq_levels'): (8, 5, 5, 5),
     ('quantizer', 'codes_per_source'): (),
@@ -118,6 +121,8 @@ def validate(config, num_devices: int | None = None) -> None:
   require(model.dtype in DTYPES, f'model.dtype={model.dtype!r}: expected one of {DTYPES}')
   require(model.decoder_input in DECODER_INPUTS,
           f'model.decoder_input={model.decoder_input!r}: expected one of {DECODER_INPUTS}')
+  require(model.activation in ACTIVATIONS,
+          f'model.activation={model.activation!r}: expected one of {ACTIVATIONS}')
 
   require(q.num_codebooks >= 1, f'quantizer.num_codebooks={q.num_codebooks} must be >= 1')
   require(q.codebook_size >= 2, f'quantizer.codebook_size={q.codebook_size} must be >= 2')

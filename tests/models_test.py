@@ -396,3 +396,48 @@ def test_source_mask_models_train_and_decode_their_codes(ci_config, kind):
   grads = nnx.grad(lambda m: jnp.mean((m(batch['mixture'], masks, gumbel=noise).audio - targets) ** 2))(model)
   for path, g in jax.tree_util.tree_leaves_with_path(nnx.state(grads.encoder.source_masks, nnx.Param)):
     assert np.all(np.isfinite(np.asarray(g))) and np.any(np.asarray(g) != 0), path
+
+
+def test_snake_is_x_plus_sin_squared_and_learns_its_alpha():
+  snake = layers.Snake(3)
+  x = jnp.linspace(-4.0, 4.0, 24).reshape(2, 4, 3)
+  np.testing.assert_allclose(snake(x), x + np.sin(np.asarray(x)) ** 2, rtol=1e-6, atol=1e-6)  # alpha starts at 1
+  snake.alpha[...] = jnp.array([0.5, 1.0, 2.0])
+  alpha = np.array([0.5, 1.0, 2.0])
+  np.testing.assert_allclose(snake(x), x + np.sin(alpha * np.asarray(x)) ** 2 / alpha, rtol=1e-5, atol=1e-6)
+  graphdef, params = nnx.split(snake)
+  grads = jax.grad(lambda p: jnp.sum(nnx.merge(graphdef, p)(x) ** 2))(params)
+  assert np.all(np.isfinite(np.asarray(grads['alpha'][...]))) and np.all(np.asarray(grads['alpha'][...]) != 0)
+  with pytest.raises(ValueError, match="model.activation='relu'"):
+    layers.activation('relu', 3)
+
+
+def test_snake_models_add_one_alpha_per_activation_channel_and_gelu_models_keep_their_params(ci_config):
+  ci_config.model.residual_units = 1
+  gelu_params = nnx.state(models.VQVAE(ci_config, rngs=nnx.Rngs(0)), nnx.Param)
+  ci_config.model.activation = 'snake'
+  config_lib.validate(ci_config)
+  model = models.VQVAE(ci_config, rngs=nnx.Rngs(0))
+  snake_params = nnx.state(model, nnx.Param)
+  paths = lambda state: {jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(state)}
+  added = paths(snake_params) - paths(gelu_params)
+  assert paths(gelu_params) <= paths(snake_params) and added and all('alpha' in p for p in added)
+  assert not any('alpha' in p for p in paths(gelu_params))
+  channels = list(ci_config.model.channels)
+  # Encoder: one per block and two per residual unit; decoder: one per block but the output's, two per unit.
+  widths = channels + 2 * channels + channels[::-1][1:] + 2 * channels
+  assert sorted(int(v.shape[0]) for p, v in jax.tree_util.tree_leaves_with_path(snake_params)
+                if 'alpha' in jax.tree_util.keystr(p)) == sorted(widths)
+  batch = next(synthetic_data.synthetic_batches(ci_config, 2, seed=2))
+  masks = jnp.ones((2, 1, 4))
+  out = model(batch['mixture'], masks)
+  np.testing.assert_allclose(model.decode_codes(out.quantized.codes, masks), out.audio, rtol=1e-5, atol=1e-6)
+  noise = model.training_noise(jax.random.key(0), batch['mixture'].shape)
+  grads = nnx.grad(lambda m: jnp.mean((m(batch['mixture'], masks, gumbel=noise).audio
+                                       - batch['mixture'][:, None]) ** 2))(model)
+  alphas = [g for p, g in jax.tree_util.tree_leaves_with_path(nnx.state(grads, nnx.Param))
+            if 'alpha' in jax.tree_util.keystr(p)]
+  assert all(np.all(np.isfinite(np.asarray(g))) for g in alphas) and any(np.any(np.asarray(g) != 0) for g in alphas)
+  ci_config.model.activation = 'relu'
+  with pytest.raises(errors.ConfigError, match="model.activation='relu'"):
+    config_lib.validate(ci_config)

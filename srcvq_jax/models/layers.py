@@ -259,23 +259,59 @@ class DilatedConv(nnx.Module):
     return matmul(taps, kernel.reshape(-1, kernel.shape[-1]), self.dtype, self.forms) + self.bias[...]
 
 
+class GELU(nnx.Module):
+  """The blocks' default nonlinearity, as a module without parameters (model.activation = 'gelu')."""
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return jax.nn.gelu(x)
+
+
+class Snake(nnx.Module):
+  """x + sin(alpha x)^2 / alpha, one learned alpha per channel starting at 1 (model.activation = 'snake'): the
+  periodic nonlinearity of BigVGAN and DAC, whose authors found it reproduces periodic signals (sustained tones)
+  better than ReLU-like ones. [..., W] -> [..., W]."""
+
+  def __init__(self, width: int):
+    self.alpha = nnx.Param(jnp.ones((width,), jnp.float32))
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    alpha = self.alpha[...].astype(x.dtype)
+    # The epsilon keeps 1 / alpha finite should a channel's alpha be driven to 0.
+    return x + jnp.square(jnp.sin(alpha * x)) / (alpha + 1e-9)
+
+
+ACTIVATIONS = ('gelu', 'snake')
+
+
+def activation(kind: str, width: int) -> nnx.Module:
+  """The nonlinearity of model.activation for `width` channels: GELU (no parameters) or Snake (one per channel)."""
+  if kind == 'gelu':
+    return GELU()
+  if kind == 'snake':
+    return Snake(width)
+  raise ValueError(f'model.activation={kind!r}: expected one of {ACTIVATIONS}')
+
+
 class ResidualUnit(nnx.Module):
-  """x + Dense(GELU(DilatedConv(GELU(x)))): a residual dilated-conv unit at one time resolution (the SEANet /
-  DAC / Demucs v3 pattern), [B, T, W] -> [B, T, W]. The last layer starts at zero, so a new unit is the identity
-  and deepens the model without changing what it computes at initialization."""
+  """x + Dense(act(DilatedConv(act(x)))): a residual dilated-conv unit at one time resolution (the SEANet /
+  DAC / Demucs v3 pattern), [B, T, W] -> [B, T, W]; act is model.activation (GELU by default). The last layer
+  starts at zero, so a new unit is the identity and deepens the model without changing what it computes at
+  initialization."""
 
   def __init__(self, width: int, kernel_size: int, dilation: int, *, dtype=jnp.float32, forms: LayerForms = MATMUL,
-               rngs: nnx.Rngs):
+               activation_kind: str = 'gelu', rngs: nnx.Rngs):
     self.conv = DilatedConv(width, width, kernel_size, dilation, dtype=dtype, forms=forms, rngs=rngs)
     self.out = Dense(width, width, dtype=dtype, forms=forms, rngs=rngs)
     self.out.kernel[...] = jnp.zeros_like(self.out.kernel[...])
+    self.act_in = activation(activation_kind, width)
+    self.act_mid = activation(activation_kind, width)
 
   @property
   def reach(self) -> int:
     return self.conv.reach
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    return x + self.out(jax.nn.gelu(self.conv(jax.nn.gelu(x))))
+    return x + self.out(self.act_mid(self.conv(self.act_in(x))))
 
 
 def receptive_margin_of_blocks(strides: Sequence[int]) -> int:

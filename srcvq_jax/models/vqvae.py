@@ -29,10 +29,10 @@ class ModelOutput:
 jax.tree_util.register_dataclass(ModelOutput, data_fields=['audio', 'quantized'], meta_fields=[])
 
 
-def _residual_units(width: int, count: int, kernel_size: int, *, dtype, forms, rngs) -> nnx.List:
+def _residual_units(width: int, count: int, kernel_size: int, *, dtype, forms, activation_kind, rngs) -> nnx.List:
   """`count` ResidualUnits at one resolution, dilations 1, 3, 9, ... (each unit sees 3x further than the last)."""
-  return nnx.List([layers.ResidualUnit(width, kernel_size, 3**i, dtype=dtype, forms=forms, rngs=rngs)
-                   for i in range(count)])
+  return nnx.List([layers.ResidualUnit(width, kernel_size, 3**i, dtype=dtype, forms=forms,
+                                       activation_kind=activation_kind, rngs=rngs) for i in range(count)])
 
 
 def _lstms(width: int, count: int, hidden: int, *, dtype, forms, rngs) -> nnx.List:
@@ -41,23 +41,25 @@ def _lstms(width: int, count: int, hidden: int, *, dtype, forms, rngs) -> nnx.Li
 
 
 class Encoder(nnx.Module):
-  """Demucs-like blocks (strided conv k=2s -> GELU -> 1x1 conv -> GLU [-> residual dilated units]) [-> residual
-  BiLSTMs], then per-frame outputs [B, T', S, H, out]: out = K logits (Gumbel) or d scalars (FSQ), one linear map
+  """Demucs-like blocks (strided conv k=2s -> GELU or Snake -> 1x1 conv -> GLU [-> residual dilated units]) [->
+  residual BiLSTMs], then per-frame outputs [B, T', S, H, out]: out = K logits (Gumbel) or d scalars (FSQ), one linear map
   of the latent (to_logits) or, with model.source_masks, one per source of its masked share of the latent."""
 
   def __init__(self, in_channels: int, channels, strides, num_sources: int, num_codebooks: int,
                outputs_per_code: int, *, residual_units: int = 0, residual_kernel: int = 3, lstm_layers: int = 0,
-               lstm_hidden: int = 64, source_masks: bool = False, dtype,
+               lstm_hidden: int = 64, source_masks: bool = False, activation_kind: str = 'gelu', dtype,
                forms: layers.LayerForms = layers.MATMUL, rngs: nnx.Rngs):
     self.convs = nnx.List()
+    self.activations = nnx.List()
     self.mixes = nnx.List()
     self.residuals = nnx.List()
     previous = in_channels
     for width, stride in zip(channels, strides):
       self.convs.append(layers.StridedConv(previous, width, stride, dtype=dtype, forms=forms, rngs=rngs))
+      self.activations.append(layers.activation(activation_kind, width))
       self.mixes.append(layers.GatedDense(width, 2 * width, dtype=dtype, forms=forms, rngs=rngs))
       self.residuals.append(_residual_units(width, residual_units, residual_kernel, dtype=dtype, forms=forms,
-                                            rngs=rngs))
+                                            activation_kind=activation_kind, rngs=rngs))
       previous = width
     self.lstms = _lstms(previous, lstm_layers, lstm_hidden, dtype=dtype, forms=forms, rngs=rngs)
     self.logit_shape = (num_sources, num_codebooks, outputs_per_code)
@@ -69,8 +71,8 @@ class Encoder(nnx.Module):
 
   def __call__(self, audio: jax.Array) -> jax.Array:
     x = audio
-    for conv, mix, units in zip(self.convs, self.mixes, self.residuals):
-      x = mix(jax.nn.gelu(conv(x)))
+    for conv, act, mix, units in zip(self.convs, self.activations, self.mixes, self.residuals):
+      x = mix(act(conv(x)))
       for unit in units:
         x = unit(x)
     for lstm in self.lstms:
@@ -84,11 +86,11 @@ class Encoder(nnx.Module):
 
 class Decoder(nnx.Module):
   """Mirror of the encoder: slots -> 1x1 conv [-> residual BiLSTMs] -> blocks (1x1 conv -> GLU [-> residual
-  dilated units] -> transposed conv -> GELU) -> audio."""
+  dilated units] -> transposed conv -> GELU or Snake, but for the last) -> audio."""
 
   def __init__(self, slot_features: int, out_channels: int, channels, strides, *, residual_units: int = 0,
-               residual_kernel: int = 3, lstm_layers: int = 0, lstm_hidden: int = 64, dtype,
-               forms: layers.LayerForms = layers.MATMUL, rngs: nnx.Rngs):
+               residual_kernel: int = 3, lstm_layers: int = 0, lstm_hidden: int = 64, activation_kind: str = 'gelu',
+               dtype, forms: layers.LayerForms = layers.MATMUL, rngs: nnx.Rngs):
     widths = list(channels)[::-1]
     self.from_slots = layers.Dense(slot_features, widths[0], dtype=dtype, forms=forms, rngs=rngs)
     self.lstms = _lstms(widths[0], lstm_layers, lstm_hidden, dtype=dtype, forms=forms, rngs=rngs)
@@ -99,8 +101,10 @@ class Decoder(nnx.Module):
     for width, target, stride in zip(widths, targets, list(strides)[::-1]):
       self.mixes.append(layers.GatedDense(width, 2 * width, dtype=dtype, forms=forms, rngs=rngs))
       self.residuals.append(_residual_units(width, residual_units, residual_kernel, dtype=dtype, forms=forms,
-                                            rngs=rngs))
+                                            activation_kind=activation_kind, rngs=rngs))
       self.convs.append(layers.TransposedConv(width, target, stride, dtype=dtype, forms=forms, rngs=rngs))
+    # After every transposed conv but the last: the output layer is linear (audio is signed and unbounded).
+    self.activations = nnx.List([layers.activation(activation_kind, target) for target in targets[:-1]])
 
   def __call__(self, slots: jax.Array) -> jax.Array:
     return self.upsample(self.from_slots(slots))
@@ -109,14 +113,13 @@ class Decoder(nnx.Module):
     """Everything after the first 1x1 layer: [B, T', width] -> [B, T, C]."""
     for lstm in self.lstms:
       x = lstm(x)
-    last = len(self.convs) - 1
     for i, (mix, units, conv) in enumerate(zip(self.mixes, self.residuals, self.convs)):
       x = mix(x)
       for unit in units:
         x = unit(x)
       x = conv(x)
-      if i < last:  # the output layer is linear: audio is signed and unbounded
-        x = jax.nn.gelu(x)
+      if i < len(self.activations):
+        x = self.activations[i](x)
     return x
 
 
@@ -165,7 +168,7 @@ class VQVAE(nnx.Module):
     # Codes each source uses (quantizer.codes_per_source); None when all are. A plain tuple: static, not a param.
     self.codes_per_source = config_lib.uneven_codes_per_source(config)
     residual = dict(residual_units=int(model.residual_units), residual_kernel=int(model.residual_kernel),
-                    lstm_hidden=int(model.lstm_hidden), forms=forms)
+                    lstm_hidden=int(model.lstm_hidden), activation_kind=model.activation, forms=forms)
     outputs_per_code = len(self.fsq_levels) if self.quantizer_kind == 'fsq' else q.codebook_size
     self.encoder = Encoder(data.channels, model.channels, model.strides, self.num_sources, q.num_codebooks,
                            outputs_per_code, **residual, lstm_layers=int(model.encoder_lstm_layers),

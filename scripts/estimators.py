@@ -1,0 +1,98 @@
+"""SDR of separation estimators built from the mixture's codes alone, on one trained model.
+
+`Separator.separate` estimates source i by decoding slot i alone. The codes allow others, since the model is trained
+so that any subset of slots decodes to the sum of those sources (the selective and complement losses):
+  * slot:        decode({i})                                   (what `separate` and `evaluate` use)
+  * difference:  decode(all) - decode(all but i)               (source i as what muting it removes)
+  * consistent:  decode({i}) + (decode(all) - sum_j decode({j})) / S
+                 (the slots' estimates made to sum to the decoded mixture, the residual shared equally)
+  * mean:        (slot + difference) / 2
+Every one decodes codes only (no mixture at decode time), so each is open to the codes' users (compression,
+editing). For each, the SDR of every source (evaluate.track_windows: BSSEval v4, median over 1 s windows, then the
+median over tracks) beside the baselines, and the decodes it costs. One JSON line per estimator.
+
+  python scripts/estimators.py --workdir=runs/best --data_dir=data/full/tfds --split=validation \
+      --max_tracks=13 --max_seconds=10
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from srcvq_jax import cli  # noqa: E402
+from srcvq_jax import evaluate  # noqa: E402
+from srcvq_jax import inference  # noqa: E402
+from srcvq_jax import sdr  # noqa: E402
+
+# Decodes each estimator needs per window, for S sources: S singles, the mixture, S complements.
+DECODES = {'slot': lambda s: s, 'difference': lambda s: 1 + s, 'consistent': lambda s: s + 1,
+           'mean': lambda s: 2 * s + 1}
+
+
+def selection_masks(num_sources: int) -> np.ndarray:
+  """[2S + 1, S]: every slot alone, all slots, every slot but one."""
+  eye = np.eye(num_sources, dtype=np.float32)
+  return np.concatenate([eye, np.ones((1, num_sources), np.float32), 1 - eye])
+
+
+def estimates(decoded: np.ndarray, num_sources: int) -> dict[str, np.ndarray]:
+  """The estimators' [S, T, C] from the decodes [2S + 1, T, C] of `selection_masks`."""
+  singles, everything, complements = (decoded[:num_sources], decoded[num_sources],
+                                      decoded[num_sources + 1:])
+  difference = everything[None] - complements
+  return {
+      'slot': singles,
+      'difference': difference,
+      'consistent': singles + (everything - singles.sum(axis=0))[None] / num_sources,
+      'mean': 0.5 * (singles + difference),
+  }
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--workdir', required=True, help='training workdir or export')
+  parser.add_argument('--data_dir', required=True, help='TFDS data dir of the tracks build (data_prep.build)')
+  parser.add_argument('--split', default='validation')
+  parser.add_argument('--max_tracks', type=int, default=13)
+  parser.add_argument('--max_seconds', type=float, default=10.0)
+  args = parser.parse_args()
+
+  separator = inference.load(args.workdir)
+  config = copy.deepcopy(separator.config)
+  config.data.data_dir = args.data_dir
+  _, tracks = evaluate.tfds_tracks(config, args.split, max_tracks=args.max_tracks, max_seconds=args.max_seconds)
+  num_sources = separator.num_sources
+  masks = selection_masks(num_sources)
+  per_track = {name: [] for name in DECODES}
+  baselines = []
+  count = 0
+  for _, stems, mixture, _ in tracks:
+    count += 1
+    decoded = separator.apply(mixture, masks)
+    for name, estimate in estimates(decoded, num_sources).items():
+      windows = evaluate.track_windows(stems, mixture, separator.sample_rate, model=estimate)
+      per_track[name].append(sdr.median_over_windows(windows['model']))
+      if name == 'slot':
+        baselines.append({row: sdr.median_over_windows(windows[row]) for row in ('mixture_x0.25', 'silence')})
+  rows = {row: evaluate._row_dict(np.nanmedian([b[row] for b in baselines], axis=0),  # pylint: disable=protected-access
+                                  separator.sources) for row in ('mixture_x0.25', 'silence')}
+  for name, values in per_track.items():
+    sdr_row = evaluate._row_dict(np.nanmedian(values, axis=0), separator.sources)  # pylint: disable=protected-access
+    print(json.dumps({
+        'name': 'estimators', 'workdir': args.workdir, 'split': args.split, 'tracks': count,
+        'seconds_per_track': args.max_seconds, 'estimator': name,
+        'decodes_per_window': DECODES[name](num_sources),
+        'sdr': {k: round(v, 3) for k, v in sdr_row.items()},
+        'baselines': {row: {k: round(v, 3) for k, v in values.items()} for row, values in rows.items()},
+    }), flush=True)
+
+
+if __name__ == '__main__':
+  cli.relaunch_with_tcmalloc()
+  main()
