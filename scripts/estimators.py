@@ -30,9 +30,13 @@ from srcvq_jax import evaluate  # noqa: E402
 from srcvq_jax import inference  # noqa: E402
 from srcvq_jax import sdr  # noqa: E402
 
-# Decodes each estimator needs per window, for S sources: S singles, the mixture, S complements.
-DECODES = {'slot': lambda s: s, 'difference': lambda s: 1 + s, 'consistent': lambda s: s + 1,
-           'mean': lambda s: 2 * s + 1}
+# What each estimator decodes: the S slots alone ('singles'), all slots ('mixture'), all but one ('complements').
+DECODED = {'slot': ('singles',), 'difference': ('mixture', 'complements'), 'consistent': ('singles', 'mixture'),
+           'mean': ('singles', 'mixture', 'complements')}
+
+
+def decodes_per_window(estimator: str, num_sources: int) -> int:
+  return sum(1 if part == 'mixture' else num_sources for part in DECODED[estimator])
 
 
 def selection_masks(num_sources: int) -> np.ndarray:
@@ -69,27 +73,26 @@ def main():
   _, tracks = evaluate.tfds_tracks(config, args.split, max_tracks=args.max_tracks, max_seconds=args.max_seconds)
   num_sources = separator.num_sources
   masks = selection_masks(num_sources)
-  per_track = {name: [] for name in DECODES}
-  baselines = []
-  count = 0
+  baseline_rows = ('mixture_x0.25', 'silence')
+  scores = {name: [] for name in (*DECODED, *baseline_rows)}  # per track: [S] medians over windows
   for _, stems, mixture, _ in tracks:
-    count += 1
-    decoded = separator.apply(mixture, masks)
-    for name, estimate in estimates(decoded, num_sources).items():
-      windows = evaluate.track_windows(stems, mixture, separator.sample_rate, model=estimate)
-      per_track[name].append(sdr.median_over_windows(windows['model']))
-      if name == 'slot':
-        baselines.append({row: sdr.median_over_windows(windows[row]) for row in ('mixture_x0.25', 'silence')})
-  rows = {row: evaluate._row_dict(np.nanmedian([b[row] for b in baselines], axis=0),  # pylint: disable=protected-access
-                                  separator.sources) for row in ('mixture_x0.25', 'silence')}
-  for name, values in per_track.items():
-    sdr_row = evaluate._row_dict(np.nanmedian(values, axis=0), separator.sources)  # pylint: disable=protected-access
+    rate = separator.sample_rate
+    baselines = evaluate.track_windows(stems, mixture, rate)
+    for row in baseline_rows:
+      scores[row].append(sdr.median_over_windows(baselines[row]))
+    for name, estimate in estimates(separator.apply(mixture, masks), num_sources).items():
+      scores[name].append(sdr.median_over_windows(sdr.sdr_per_window(stems, estimate, rate)))
+
+  def table_row(name):  # median over tracks, as evaluate's table; NaN (a source silent everywhere) -> null
+    row = evaluate._row_dict(sdr.aggregate_tracks(scores[name]), separator.sources)  # pylint: disable=protected-access
+    return evaluate._json_safe({k: round(v, 3) for k, v in row.items()})  # pylint: disable=protected-access
+
+  for name in DECODED:
     print(json.dumps({
-        'name': 'estimators', 'workdir': args.workdir, 'split': args.split, 'tracks': count,
+        'name': 'estimators', 'workdir': args.workdir, 'split': args.split, 'tracks': len(scores[name]),
         'seconds_per_track': args.max_seconds, 'estimator': name,
-        'decodes_per_window': DECODES[name](num_sources),
-        'sdr': {k: round(v, 3) for k, v in sdr_row.items()},
-        'baselines': {row: {k: round(v, 3) for k, v in values.items()} for row, values in rows.items()},
+        'decodes_per_window': decodes_per_window(name, num_sources),
+        'sdr': table_row(name), 'baselines': {row: table_row(row) for row in baseline_rows},
     }), flush=True)
 
 

@@ -413,6 +413,9 @@ def test_snake_is_x_plus_sin_squared_and_learns_its_alpha():
 
 
 def test_snake_models_add_one_alpha_per_activation_channel_and_gelu_models_keep_their_params(ci_config):
+  # (That GELU models keep the params of checkpoints written before activations were modules is checked against a
+  # fixture: tests/export_test.py.)
+  assert layers.ACTIVATIONS == config_lib.ACTIVATIONS
   ci_config.model.residual_units = 1
   gelu_params = nnx.state(models.VQVAE(ci_config, rngs=nnx.Rngs(0)), nnx.Param)
   ci_config.model.activation = 'snake'

@@ -276,11 +276,11 @@ class Snake(nnx.Module):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     alpha = self.alpha[...].astype(x.dtype)
-    # The epsilon keeps 1 / alpha finite should a channel's alpha be driven to 0.
+    # The epsilon keeps 1 / alpha finite at alpha = 0 (DAC's form; alpha starts at 1 and is not constrained).
     return x + jnp.square(jnp.sin(alpha * x)) / (alpha + 1e-9)
 
 
-ACTIVATIONS = ('gelu', 'snake')
+ACTIVATIONS = ('gelu', 'snake')  # = config_lib.ACTIVATIONS (tests/models_test.py checks)
 
 
 def activation(kind: str, width: int) -> nnx.Module:

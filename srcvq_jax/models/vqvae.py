@@ -42,8 +42,8 @@ def _lstms(width: int, count: int, hidden: int, *, dtype, forms, rngs) -> nnx.Li
 
 class Encoder(nnx.Module):
   """Demucs-like blocks (strided conv k=2s -> GELU or Snake -> 1x1 conv -> GLU [-> residual dilated units]) [->
-  residual BiLSTMs], then per-frame outputs [B, T', S, H, out]: out = K logits (Gumbel) or d scalars (FSQ), one linear map
-  of the latent (to_logits) or, with model.source_masks, one per source of its masked share of the latent."""
+  residual BiLSTMs], then per-frame outputs [B, T', S, H, out]: out = K logits (Gumbel) or d scalars (FSQ), one
+  linear map of the latent (to_logits) or, with model.source_masks, one per source of its masked share of it."""
 
   def __init__(self, in_channels: int, channels, strides, num_sources: int, num_codebooks: int,
                outputs_per_code: int, *, residual_units: int = 0, residual_kernel: int = 3, lstm_layers: int = 0,
