@@ -7,8 +7,11 @@ so that any subset of slots decodes to the sum of those sources (the selective a
   * consistent:  decode({i}) + (decode(all) - sum_j decode({j})) / S
                  (the slots' estimates made to sum to the decoded mixture, the residual shared equally)
   * mean:        (slot + difference) / 2
-Every one decodes codes only (no mixture at decode time), so each is open to the codes' users (compression,
-editing). For each, the SDR of every source (evaluate.track_windows: BSSEval v4, median over 1 s windows, then the
+Every one of these decodes codes only (no mixture at decode time), so each is open to the codes' users
+(compression, editing). One more reads the mixture as well, as a separation post-filter (Open-Unmix and Demucs
+offer its like), and is reported apart from the codes-only ones:
+  * slot_masked: the mixture's STFT under the soft masks |slot i|^2 / sum_j |slot j|^2 (the slots' power spectra),
+                 inverted: the estimate keeps the mixture's phase and only the slots' share of each bin. For each, the SDR of every source (evaluate.track_windows: BSSEval v4, median over 1 s windows, then the
 median over tracks) beside the baselines, and the decodes it costs. One JSON line per estimator.
 
   python scripts/estimators.py --workdir=runs/best --data_dir=data/full/tfds --split=validation \
@@ -33,6 +36,10 @@ from srcvq_jax import sdr  # noqa: E402
 # What each estimator decodes: the S slots alone ('singles'), all slots ('mixture'), all but one ('complements').
 DECODED = {'slot': ('singles',), 'difference': ('mixture', 'complements'), 'consistent': ('singles', 'mixture'),
            'mean': ('singles', 'mixture', 'complements')}
+# Estimators that also read the input mixture (not open to code-only users): name -> the codes-only estimate masked.
+MIXTURE_MASKED = {'slot_masked': 'slot'}
+MASK_FFT = 2048  # ~93 ms at 22.05 kHz: the window of the project's STFT loss's largest scale
+MASK_HOP = 512
 
 
 def decodes_per_window(estimator: str, num_sources: int) -> int:
@@ -58,6 +65,25 @@ def estimates(decoded: np.ndarray, num_sources: int) -> dict[str, np.ndarray]:
   }
 
 
+def mixture_masked(estimate: np.ndarray, mixture: np.ndarray, *, n_fft: int = MASK_FFT,
+                   hop: int = MASK_HOP, eps: float = 1e-10) -> np.ndarray:
+  """[S, T, C]: the mixture [T, C] split by soft masks from the estimates' power spectra (each bin's energy shared
+  in proportion to the estimates'), so the masked estimates sum to the mixture."""
+  from scipy import signal  # pylint: disable=g-import-not-at-top
+
+  num_samples = mixture.shape[0]
+  def stft(x):  # [..., T] -> [..., F, frames]
+    return signal.stft(x, nperseg=n_fft, noverlap=n_fft - hop, boundary='zeros', padded=True)[2]
+  sources_spec = stft(np.moveaxis(estimate, 1, -1).astype(np.float64))  # [S, C, F, frames]
+  mixture_spec = stft(mixture.T.astype(np.float64))  # [C, F, frames]
+  power = np.abs(sources_spec) ** 2
+  masks = (power + eps / len(power)) / (power.sum(axis=0, keepdims=True) + eps)
+  masked = signal.istft(masks * mixture_spec[None], nperseg=n_fft, noverlap=n_fft - hop, boundary=True)[1]
+  masked = masked[..., :num_samples]
+  masked = np.pad(masked, [(0, 0)] * (masked.ndim - 1) + [(0, num_samples - masked.shape[-1])])
+  return np.moveaxis(masked, -1, 1).astype(np.float32)  # [S, T, C]
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--workdir', required=True, help='training workdir or export')
@@ -74,24 +100,27 @@ def main():
   num_sources = separator.num_sources
   masks = selection_masks(num_sources)
   baseline_rows = ('mixture_x0.25', 'silence')
-  scores = {name: [] for name in (*DECODED, *baseline_rows)}  # per track: [S] medians over windows
+  scores = {name: [] for name in (*DECODED, *MIXTURE_MASKED, *baseline_rows)}  # per track: [S] medians over windows
   for _, stems, mixture, _ in tracks:
     rate = separator.sample_rate
     baselines = evaluate.track_windows(stems, mixture, rate)
     for row in baseline_rows:
       scores[row].append(sdr.median_over_windows(baselines[row]))
-    for name, estimate in estimates(separator.apply(mixture, masks), num_sources).items():
+    found = estimates(separator.apply(mixture, masks), num_sources)
+    for name, of in MIXTURE_MASKED.items():
+      found[name] = mixture_masked(found[of], mixture)
+    for name, estimate in found.items():
       scores[name].append(sdr.median_over_windows(sdr.sdr_per_window(stems, estimate, rate)))
 
   def table_row(name):  # median over tracks, as evaluate's table; NaN (a source silent everywhere) -> null
     row = evaluate._row_dict(sdr.aggregate_tracks(scores[name]), separator.sources)  # pylint: disable=protected-access
     return evaluate._json_safe({k: round(v, 3) for k, v in row.items()})  # pylint: disable=protected-access
 
-  for name in DECODED:
+  for name in (*DECODED, *MIXTURE_MASKED):
     print(json.dumps({
         'name': 'estimators', 'workdir': args.workdir, 'split': args.split, 'tracks': len(scores[name]),
-        'seconds_per_track': args.max_seconds, 'estimator': name,
-        'decodes_per_window': decodes_per_window(name, num_sources),
+        'seconds_per_track': args.max_seconds, 'estimator': name, 'reads_mixture': name in MIXTURE_MASKED,
+        'decodes_per_window': decodes_per_window(MIXTURE_MASKED.get(name, name), num_sources),
         'sdr': table_row(name), 'baselines': {row: table_row(row) for row in baseline_rows},
     }), flush=True)
 
