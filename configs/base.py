@@ -117,9 +117,11 @@ def get_config():
 
   # --- Loss --------------------------------------------------------------------------------------------------------
   config.loss = loss = ml_collections.ConfigDict()
-  # Weight of each term; an ablation sets a weight to 0.
+  # Weight of each term; an ablation sets a weight to 0. '*_snr' (a thresholded negative SNR in dB, srcvq_jax/losses.py)
+  # is a quality lever, off in the paper's setting.
   loss.weights = ml_collections.ConfigDict(dict(
-      selective_l1=1.0, selective_stft=1.0, complement_l1=1.0, complement_stft=1.0))
+      selective_l1=1.0, selective_stft=1.0, complement_l1=1.0, complement_stft=1.0,
+      selective_snr=0.0, complement_snr=0.0))
   # STFT of the spectral loss (Hann window), in samples.
   loss.n_fft = 2048
   loss.hop = 512

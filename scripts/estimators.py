@@ -11,7 +11,9 @@ Every one of these decodes codes only (no mixture at decode time), so each is op
 (compression, editing). One more reads the mixture as well, as a separation post-filter (Open-Unmix and Demucs
 offer its like), and is reported apart from the codes-only ones:
   * slot_masked: the mixture's STFT under the soft masks |slot i|^2 / sum_j |slot j|^2 (the slots' power spectra),
-                 inverted: the estimate keeps the mixture's phase and only the slots' share of each bin. For each, the SDR of every source (evaluate.track_windows: BSSEval v4, median over 1 s windows, then the
+                 inverted: the estimate keeps the mixture's phase and only the slots' share of each bin
+                 (srcvq_jax/postfilter.py: what `separate --masked_sources` and `evaluate --masked_sources` do; a
+                 source's row here is its row with that source masked, whichever others are). For each, the SDR of every source (evaluate.track_windows: BSSEval v4, median over 1 s windows, then the
 median over tracks) beside the baselines, and the decodes it costs. One JSON line per estimator.
 
   python scripts/estimators.py --workdir=runs/best --data_dir=data/full/tfds --split=validation \
@@ -31,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from srcvq_jax import cli  # noqa: E402
 from srcvq_jax import evaluate  # noqa: E402
 from srcvq_jax import inference  # noqa: E402
+from srcvq_jax import postfilter  # noqa: E402
 from srcvq_jax import sdr  # noqa: E402
 
 # What each estimator decodes: the S slots alone ('singles'), all slots ('mixture'), all but one ('complements').
@@ -38,8 +41,6 @@ DECODED = {'slot': ('singles',), 'difference': ('mixture', 'complements'), 'cons
            'mean': ('singles', 'mixture', 'complements')}
 # Estimators that also read the input mixture (not open to code-only users): name -> the codes-only estimate masked.
 MIXTURE_MASKED = {'slot_masked': 'slot'}
-MASK_FFT = 2048  # ~93 ms at 22.05 kHz: the window of the project's STFT loss's largest scale
-MASK_HOP = 512
 
 
 def decodes_per_window(estimator: str, num_sources: int) -> int:
@@ -63,25 +64,6 @@ def estimates(decoded: np.ndarray, num_sources: int) -> dict[str, np.ndarray]:
       'consistent': singles + (everything - singles.sum(axis=0))[None] / num_sources,
       'mean': 0.5 * (singles + difference),
   }
-
-
-def mixture_masked(estimate: np.ndarray, mixture: np.ndarray, *, n_fft: int = MASK_FFT,
-                   hop: int = MASK_HOP, eps: float = 1e-10) -> np.ndarray:
-  """[S, T, C]: the mixture [T, C] split by soft masks from the estimates' power spectra (each bin's energy shared
-  in proportion to the estimates'), so the masked estimates sum to the mixture."""
-  from scipy import signal  # pylint: disable=g-import-not-at-top
-
-  num_samples = mixture.shape[0]
-  def stft(x):  # [..., T] -> [..., F, frames]
-    return signal.stft(x, nperseg=n_fft, noverlap=n_fft - hop, boundary='zeros', padded=True)[2]
-  sources_spec = stft(np.moveaxis(estimate, 1, -1).astype(np.float64))  # [S, C, F, frames]
-  mixture_spec = stft(mixture.T.astype(np.float64))  # [C, F, frames]
-  power = np.abs(sources_spec) ** 2
-  masks = (power + eps / len(power)) / (power.sum(axis=0, keepdims=True) + eps)
-  masked = signal.istft(masks * mixture_spec[None], nperseg=n_fft, noverlap=n_fft - hop, boundary=True)[1]
-  masked = masked[..., :num_samples]
-  masked = np.pad(masked, [(0, 0)] * (masked.ndim - 1) + [(0, num_samples - masked.shape[-1])])
-  return np.moveaxis(masked, -1, 1).astype(np.float32)  # [S, T, C]
 
 
 def main():
@@ -108,7 +90,7 @@ def main():
       scores[row].append(sdr.median_over_windows(baselines[row]))
     found = estimates(separator.apply(mixture, masks), num_sources)
     for name, of in MIXTURE_MASKED.items():
-      found[name] = mixture_masked(found[of], mixture)
+      found[name] = postfilter.mask_with_mixture(found[of], mixture, (True,) * num_sources)
     for name, estimate in found.items():
       scores[name].append(sdr.median_over_windows(sdr.sdr_per_window(stems, estimate, rate)))
 

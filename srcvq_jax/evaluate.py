@@ -74,6 +74,8 @@ def define_flags() -> None:
   flags.DEFINE_bool('leakage', True, 'Source-awareness scores: each stem alone in, every slot decoded (S more '
                     'decodes per track).')
   flags.DEFINE_string('out', None, 'Output folder (default: WORKDIR/eval/<split>).')
+  flags.DEFINE_string('masked_sources', '', 'Score the model row with these sources through the mixture '
+                      "post-filter (comma-separated names or 'all'; srcvq_jax/postfilter.py); '' = codes alone.")
   flags.DEFINE_integer('batch_size', None, 'Inference windows per model call.')
   flags.DEFINE_float('block_seconds', BLOCK_SECONDS, 'Tracks longer than this are read and scored in blocks (same '
                      'scores, memory bounded by the block; wav tracks are read block by block from disk).')
@@ -87,6 +89,16 @@ ROW_TITLES = {
     'silence': 'silence (0 dB by definition)',
     'mixture_x0.25': '0.25 x mixture',
 }
+
+
+def _row_titles(separator) -> dict[str, str]:
+  titles = dict(ROW_TITLES)
+  masked = [s for s, on in zip(separator.sources, separator.masked_sources) if on]
+  if masked:  # the model row reads the mixture then: say so wherever it is shown
+    titles['model'] = f'model (argmax codes; {",".join(masked)} as masks of the mixture)'
+  return titles
+
+
 # --split names with --musdb_root -> data_prep.musdb_splits' splits (which owns which track is in which).
 _MUSDB_SPLITS = {'test': 'test', 'train': 'train', 'validation': 'validation', 'valid': 'validation'}
 
@@ -374,6 +386,7 @@ def _score_blocks(separator, track: TrackAudio, masks: np.ndarray, *, block_seco
 
     t0 = time.perf_counter()
     decoded, codes = separator.apply(mixture[:length], masks, return_codes=True)
+    decoded[:num_sources] = separator.postfilter(decoded[:num_sources], mixture[:length], offset=first * up // down)
     out['separation_s'] += time.perf_counter() - t0
     t0 = time.perf_counter()
     oracle, oracle_codes = separator.oracle(stems[:, :length], return_codes=True)
@@ -522,7 +535,8 @@ def evaluate(separator, tracks, *, out_dir: str, split: str, data_info: dict, ru
       'protocol': ('BSSEval v4 image SDR (srcvq_jax.sdr, museval-exact), 1 s windows, median over windows then '
                    'tracks, at the model sample rate; silence = 0 dB by definition (museval gives NaN)'),
       'sdr': rows,
-      'row_titles': dict(ROW_TITLES),
+      'row_titles': _row_titles(separator),
+      'masked_sources': [s for s, on in zip(sources, separator.masked_sources) if on],
       'reconstruction_sdr': float(np.nanmedian(reconstruction)) if np.isfinite(reconstruction).any() else None,
       'bitrate_kbps': analysis.bitrate_kbps(separator.frames_per_second, sum(separator.codes_per_source),
                                             separator.codebook_size),
@@ -580,15 +594,20 @@ def run(workdir: str, split: str = 'test', *, data_dir: str | None = None, musdb
         is_wav: bool = True, max_tracks: int | None = None, max_seconds: float | None = None,
         run_museval: bool = False, run_analysis: bool = True, out_dir: str | None = None,
         batch_size: int | None = None, progress: bool | None = None, synthetic_tracks: int | None = None,
-        run_leakage: bool = True, block_seconds: float = BLOCK_SECONDS) -> dict:
+        run_leakage: bool = True, block_seconds: float = BLOCK_SECONDS, masked_sources: str = '') -> dict:
   """Loads the model of `workdir`, reads the split and evaluates (what `python -m srcvq_jax.evaluate` does).
 
   Raises:
-    errors.UserError: a missing workdir/checkpoint, split or data.
+    errors.UserError: a missing workdir/checkpoint, split or data, or an unknown masked source.
   """
   from srcvq_jax import inference  # pylint: disable=g-import-not-at-top
+  from srcvq_jax import postfilter  # pylint: disable=g-import-not-at-top
 
   separator = inference.load(workdir, batch_size=batch_size)
+  try:
+    separator.masked_sources = postfilter.parse_sources(masked_sources, separator.sources)
+  except ValueError as e:
+    raise errors.UserError(f'--masked_sources: {e}') from None
   if synthetic_tracks:
     names, tracks = synthetic_source_tracks(separator.config, split, synthetic_tracks, max_seconds or 4.0)
     data_info = {'source': 'synthetic'}
@@ -620,7 +639,8 @@ def main(argv):
                   is_wav=FLAGS.is_wav, max_tracks=FLAGS.max_tracks, max_seconds=FLAGS.max_seconds,
                   run_museval=FLAGS.museval, run_analysis=FLAGS.analysis, out_dir=out_dir,
                   batch_size=FLAGS.batch_size, synthetic_tracks=FLAGS.synthetic_tracks,
-                  run_leakage=FLAGS.leakage, block_seconds=FLAGS.block_seconds)
+                  run_leakage=FLAGS.leakage, block_seconds=FLAGS.block_seconds,
+                  masked_sources=FLAGS.masked_sources)
   except errors.UserError as e:
     cli.fail(str(e))
   print(eval_report.format_table(results))

@@ -26,6 +26,7 @@ from srcvq_jax import config_lib
 from srcvq_jax import errors
 from srcvq_jax import library_logs
 from srcvq_jax import models
+from srcvq_jax import postfilter as postfilter_lib
 from srcvq_jax import sharding
 from srcvq_jax import windows as windows_lib
 
@@ -76,6 +77,8 @@ class Separator:
     window: samples per inference window; margin: samples of context discarded at cut window edges.
     batch_size: windows per model call (rounded up to a multiple of the devices).
     step: training step of the checkpoint (None for an export without one); path: where it was loaded from.
+    masked_sources: [S] bools: the sources `separate` returns through the mixture post-filter
+      (srcvq_jax/postfilter.py) instead of their slot's decode; all False (the default) = the codes alone.
   """
 
   def __init__(self, config, graphdef, params, *, step: int | None = None, path: str | None = None,
@@ -91,6 +94,7 @@ class Separator:
     self.codes_per_source = config_lib.codes_per_source(config)  # codes each source uses of the H per frame
     self.codebook_size = int(config.quantizer.codebook_size)
     self.step, self.path = step, path
+    self.masked_sources = (False,) * self.num_sources
     self.margin = models.receptive_margin(config) if margin is None else int(margin)
     self.fade = self.margin
     if window is None:
@@ -148,10 +152,19 @@ class Separator:
     audio = audio[0, 0] if single else audio[0]
     return (audio, codes[0]) if return_codes else audio
 
-  def separate(self, mixture: np.ndarray, *, return_codes: bool = False, progress: bool = False):
-    """Every source alone: [T, C] -> [S, T, C] (slot i only decodes source i); optionally codes [T', S, H]."""
-    return self.apply(mixture, np.eye(self.num_sources, dtype=np.float32), return_codes=return_codes,
-                      progress=progress)
+  def separate(self, mixture: np.ndarray, *, return_codes: bool = False, progress: bool = False, offset: int = 0):
+    """Every source alone: [T, C] -> [S, T, C] (slot i only decodes source i, or masks the mixture for the
+    masked_sources; offset: the mixture's first sample in its track, for those); optionally codes [T', S, H]."""
+    stems, codes = self.apply(mixture, np.eye(self.num_sources, dtype=np.float32), return_codes=True,
+                              progress=progress)
+    stems = self.postfilter(stems, mixture, offset=offset)
+    return (stems, codes) if return_codes else stems
+
+  def postfilter(self, stems: np.ndarray, mixture: np.ndarray, *, offset: int = 0) -> np.ndarray:
+    """The slots' decodes [S, T, C] of `mixture` [T, C] with masked_sources through the mixture post-filter
+    (offset: the mixture's first sample in its track; postfilter.mask_with_mixture)."""
+    return postfilter_lib.mask_with_mixture(stems, np.asarray(mixture, np.float32), self.masked_sources,
+                                            offset=offset)
 
   def reconstruct(self, mixture: np.ndarray, *, progress: bool = False) -> np.ndarray:
     """All slots: [T, C] -> the reconstructed mixture [T, C]."""

@@ -33,6 +33,7 @@ from absl import flags
 from srcvq_jax import audio as audio_lib
 from srcvq_jax import cli
 from srcvq_jax import errors
+from srcvq_jax import postfilter
 
 FLAGS = flags.FLAGS
 
@@ -44,6 +45,9 @@ def define_flags() -> None:
   flags.DEFINE_enum('subtype', 'PCM_16', ['PCM_16', 'PCM_24', 'FLOAT'], 'Sample format of the wavs.')
   flags.DEFINE_integer('batch_size', None, 'Inference windows per model call.')
   flags.DEFINE_float('block_seconds', BLOCK_SECONDS, 'Seconds of audio read, separated and written at a time.')
+  flags.DEFINE_string('masked_sources', '', 'Sources whose slot decode is used as a soft mask of the input '
+                      "mixture (comma-separated names or 'all'; '' = the codes' decodes alone). A separation "
+                      'post-filter: see srcvq_jax/postfilter.py and docs/results.md for which sources gain.')
 
 
 MAX_CHANNELS = 2
@@ -91,12 +95,15 @@ def read_audio(path: str) -> tuple[np.ndarray, int]:
   return np.ascontiguousarray(audio, np.float32), int(rate)
 
 
-def separate_audio(separator, audio: np.ndarray, rate: int, *, progress: bool = False) -> np.ndarray:
-  """Separates [T, C] audio at `rate`; returns the sources float32 [S, T, C] at the same rate, length, channels."""
+def separate_audio(separator, audio: np.ndarray, rate: int, *, progress: bool = False, first: int = 0) -> np.ndarray:
+  """Separates [T, C] audio at `rate`; returns the sources float32 [S, T, C] at the same rate, length, channels.
+
+  first: the audio's first sample in the whole file (a streamed block's; a multiple of block_geometry's unit).
+  """
 
   x = audio_lib.match_channels(audio, separator.channels)
   x = audio_lib.resample(x, rate, separator.sample_rate, axis=0)
-  stems = separator.separate(x, progress=progress)
+  stems = separator.separate(x, progress=progress, offset=first * separator.sample_rate // int(rate))
   stems = audio_lib.resample(stems, separator.sample_rate, rate, axis=1)
   length = audio.shape[0]
   # Resampling there and back may be a sample off; the output has exactly the input's length.
@@ -113,16 +120,21 @@ def block_geometry(separator, rate: int) -> tuple[int, int]:
   context: samples read on each side of a block and dropped after separation (a multiple of unit): the model's
     receptive margin, plus the reach of the anti-alias filter of resample_poly each way (10 * max(up, down) taps
     each side at the upsampled rate, scipy's default), so that every kept sample equals the whole file's.
+  With the mixture post-filter on (separator.masked_sources), the context adds its frames' reach
+  (srcvq_jax/postfilter.py).
   """
   import math  # pylint: disable=g-import-not-at-top
   g = math.gcd(int(rate), separator.sample_rate)
   up, down = separator.sample_rate // g, int(rate) // g
   unit = down * separator.stride
+  margin = separator.margin
+  if any(separator.masked_sources):  # the reach of the mixture post-filter's frames
+    margin += postfilter.CONTEXT_SAMPLES
   if up == down:
     reach = 0
   else:
     reach = -(-10 * max(up, down) // up) + 1  # input samples, each of the two resamplings
-  needed = -(-separator.margin * down // up) + 2 * reach
+  needed = -(-margin * down // up) + 2 * reach
   return unit, -(-needed // unit) * unit
 
 
@@ -170,7 +182,7 @@ def separate_stream(separator, stream, folder: str, *, subtype: str, block_secon
         raise AudioError(f'could read only {first + audio.shape[0]} of {total} samples')
       if not np.all(np.isfinite(audio)):
         raise AudioError(f'contains NaN or infinite samples (in {first / rate:.1f}..{last / rate:.1f} s)')
-      stems = separate_audio(separator, audio, rate, progress=progress)[:, start - first:end - first]
+      stems = separate_audio(separator, audio, rate, progress=progress, first=first)[:, start - first:end - first]
       for output, stem in zip(outputs, stems):
         output.write(_fit_subtype(stem, subtype))
   except BaseException:
@@ -254,6 +266,10 @@ def main(argv):
     cli.fail(str(e))
   if FLAGS.block_seconds <= 0:
     cli.fail(f'--block_seconds={FLAGS.block_seconds} must be positive')
+  try:
+    separator.masked_sources = postfilter.parse_sources(FLAGS.masked_sources, separator.sources)
+  except ValueError as e:
+    cli.fail(f'--masked_sources: {e}')
   failures = separate_files(separator, paths, FLAGS.out, subtype=FLAGS.subtype, block_seconds=FLAGS.block_seconds)
   if failures:  # each failure already printed its one line
     sys.exit(1)

@@ -80,7 +80,7 @@ def _forward(graphdef, params, batch, config, gumbel, tau):
   model = nnx.merge(graphdef, params)
   output = model(batch[batch_spec.MIXTURE], decoded_slots(batch, config.loss), gumbel=gumbel, tau=tau)
   targets = selection_targets(selection_masks(batch, config.loss.weights), batch[batch_spec.SOURCES])
-  terms = losses.reconstruction_terms(output.audio, targets, config.loss)
+  terms = losses.reconstruction_terms(output.audio, targets, config.loss, batch[batch_spec.MIXTURE])
   return losses.weighted_total(terms, config.loss.weights), (terms, output)
 
 

@@ -35,20 +35,3 @@ def test_estimators_differ_where_decoding_is_not_additive_and_consistent_sums_to
   np.testing.assert_allclose(found['mean'], 0.5 * (found['slot'] + found['difference']), rtol=1e-6)
   assert [estimators.decodes_per_window(n, 4) for n in ('slot', 'difference', 'consistent', 'mean')] == [4, 5, 5, 9]
 
-
-def test_mixture_masked_estimates_sum_to_the_mixture_and_split_disjoint_spectra():
-  rate, seconds = 8000, 1.0
-  t = np.arange(int(rate * seconds)) / rate
-  low = np.sin(2 * np.pi * 220 * t)[:, None] * np.ones((1, 2))
-  high = 0.5 * np.sin(2 * np.pi * 2500 * t)[:, None] * np.ones((1, 2))
-  mixture = (low + high).astype(np.float32)
-  # Estimates with the right spectra but the wrong amplitudes and phases: the masks take only their shares.
-  estimate = np.stack([0.3 * np.cos(2 * np.pi * 220 * t)[:, None] * np.ones((1, 2)),
-                       2.0 * np.cos(2 * np.pi * 2500 * t)[:, None] * np.ones((1, 2))]).astype(np.float32)
-  masked = estimators.mixture_masked(estimate, mixture, n_fft=512, hop=128)
-  assert masked.shape == estimate.shape
-  np.testing.assert_allclose(masked.sum(axis=0), mixture, atol=1e-4)
-  inner = slice(512, -512)  # away from the edges' zero padding
-  for found, want in ((masked[0], low), (masked[1], high)):
-    error = np.sum((found[inner] - want[inner]) ** 2) / np.sum(want[inner] ** 2)
-    assert error < 1e-3, error

@@ -153,6 +153,28 @@ def test_scores_in_blocks_equal_the_whole_tracks(workdir, tmp_path):
   assert blocks['timing']['audio_s'] == pytest.approx(whole['timing']['audio_s'])
 
 
+def test_masked_sources_score_in_blocks_as_whole_and_label_the_row(workdir, tmp_path):
+  """--masked_sources: the post-filter's model row is the same whole or in 1 s blocks, differs from the codes'
+  row only for the masked source, and says that it read the mixture."""
+  root = str(tmp_path / 'root')
+  _write_root(root, {'A - Long': 2.5}, 16000)
+  kwargs = dict(musdb_root=root, progress=False, run_analysis=False, run_leakage=False)
+  codes = evaluate.run(workdir, 'test', out_dir=str(tmp_path / 'codes'), **kwargs)
+  whole = evaluate.run(workdir, 'test', out_dir=str(tmp_path / 'whole'), masked_sources='other', **kwargs)
+  blocks = evaluate.run(workdir, 'test', out_dir=str(tmp_path / 'blocks'), masked_sources='other',
+                        block_seconds=1.0, **kwargs)
+  assert whole['masked_sources'] == ['other'] and codes['masked_sources'] == []
+  assert 'other as masks of the mixture' in whole['row_titles']['model']
+  assert blocks['tracks'][0]['blocks'] == 3
+  for source in SOURCES:
+    assert blocks['sdr']['model'][source] == pytest.approx(whole['sdr']['model'][source], abs=1e-3), source
+    if source != 'other':
+      assert whole['sdr']['model'][source] == pytest.approx(codes['sdr']['model'][source], abs=1e-6), source
+  assert whole['sdr']['model']['other'] != pytest.approx(codes['sdr']['model']['other'], abs=1e-3)
+  with pytest.raises(errors.UserError, match='--masked_sources: masked sources piano'):
+    evaluate.run(workdir, 'test', out_dir=str(tmp_path / 'bad'), masked_sources='piano', **kwargs)
+
+
 @needs_renderer
 @pytest.mark.slow
 def test_museval_agrees_with_the_table(workdir, musdb_root, tmp_path):
@@ -233,6 +255,13 @@ def test_cli_errors_are_one_line(workdir, tmp_path):
   assert errors == [f'error: {missing}: no such file',
                     f'error: {three}: 3 channels; only mono and stereo are supported'], proc.stderr
   assert sorted(os.listdir(os.path.join(out, 'short'))) == sorted(s + '.wav' for s in SOURCES)
+  proc = subprocess.run([sys.executable, '-m', 'srcvq_jax.separate', good, f'--workdir={workdir}', f'--out={out}',
+                         '--masked_sources=vocals,piano'], cwd=REPO, env=env, capture_output=True, text=True,
+                        timeout=300, check=False)
+  assert proc.returncode == 2
+  assert proc.stderr.strip().splitlines() == [
+      'error: --masked_sources: masked sources piano: not a source of this model (expected "all" or names from '
+      'vocals,bass,drums,other)'], proc.stderr
 
   proc = subprocess.run([sys.executable, '-m', 'srcvq_jax.evaluate', f'--workdir={tmp_path / "nope"}'], cwd=REPO,
                         env=env, capture_output=True, text=True, timeout=300, check=False)

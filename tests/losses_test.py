@@ -96,3 +96,40 @@ def test_complement_absent_decodes_the_absent_slots_against_the_same_targets(ci_
   ci_config.loss.weights.complement_l1 = ci_config.loss.weights.complement_stft = 0.0
   np.testing.assert_array_equal(trainer.decoded_slots(batch, ci_config.loss),
                                 trainer.selection_masks(batch, ci_config.loss.weights))  # no complement decode
+
+
+def test_negative_snr_reads_as_minus_snr_in_db_and_handles_silent_targets():
+  rng = np.random.default_rng(0)
+  target = jnp.asarray(rng.standard_normal((2, 4096, 2)), jnp.float32)
+  mixture = 2.0 * target
+  # 10 dB SNR: the error has a tenth of the target's energy.
+  prediction = target + jnp.sqrt(0.1) * jnp.asarray(rng.standard_normal((2, 4096, 2)), jnp.float32)
+  assert float(losses.negative_snr(prediction, target, mixture)) == pytest.approx(-10.0, abs=0.3)
+  # A perfect estimate reaches the soft ceiling, not -inf.
+  assert float(losses.negative_snr(target, target, mixture)) == pytest.approx(-losses.SNR_MAX_DB, abs=1.0)
+  # Silent target: the ceiling for a silent estimate, the estimate's energy over 30 dB below the mixture's for another
+  # (0.1 x target: -20 dB of the target, -26 dB of the mixture: +4 dB); gradients finite everywhere.
+  silent = jnp.zeros_like(target)
+  assert float(losses.negative_snr(silent, silent, mixture)) == pytest.approx(-losses.SNR_MAX_DB, abs=0.1)
+  assert float(losses.negative_snr(0.1 * target, silent, mixture)) == pytest.approx(4.0, abs=0.3)
+  for prediction, reference in ((silent, silent), (target, target), (0.5 * target, target)):
+    grad = jax.grad(lambda p, r=reference: losses.negative_snr(p, r, mixture))(prediction)
+    assert np.isfinite(np.asarray(grad)).all()
+  # Scale-balanced: a 20 dB quieter example with the same relative error scores the same.
+  quiet = 0.1 * target
+  assert float(losses.negative_snr(0.1 * prediction, quiet, 0.1 * mixture)) == pytest.approx(
+      float(losses.negative_snr(prediction, target, mixture)), abs=1e-3)
+
+
+def test_snr_terms_follow_their_weights(ci_config):
+  audio = jnp.ones((2, 2, 4096, 2))
+  targets = jnp.zeros_like(audio)
+  mixture = jnp.ones((2, 4096, 2))
+  ci_config.loss.weights.selective_snr = 1.0
+  terms = losses.reconstruction_terms(audio, targets, ci_config.loss, mixture)
+  assert 'selective_snr' in terms and 'complement_snr' not in terms
+  with pytest.raises(ValueError, match='selective_snr'):
+    losses.reconstruction_terms(audio, targets, ci_config.loss)
+  del ci_config.loss.weights['selective_snr']  # a config from before the term: the term is off
+  del ci_config.loss.weights['complement_snr']
+  assert 'selective_snr' not in losses.reconstruction_terms(audio, targets, ci_config.loss)

@@ -42,6 +42,29 @@ def test_streamed_blocks_equal_the_whole_file(separator, tmp_path, rate, channel
   assert sorted(os.listdir(tmp_path / 'out' / 'song')) == sorted(f'{s}.wav' for s in separator.sources)
 
 
+@pytest.mark.parametrize('rate', [8000, 44100])
+def test_streamed_blocks_equal_the_whole_file_with_the_mixture_postfilter(separator, tmp_path, rate):
+  """With every source masked by the slots' spectra, blocks still give the whole file's stems, and those sum to
+  the input (the masks sum to 1)."""
+  separator.masked_sources = (True,) * separator.num_sources
+  try:
+    rng = np.random.default_rng(rate)
+    audio = (0.2 * rng.normal(size=(int(3.1 * rate), 2))).astype(np.float32)
+    path = str(tmp_path / 'song.wav')
+    soundfile.write(path, audio, rate, subtype='FLOAT')
+    whole = separate.separate_audio(separator, audio, rate)
+    assert not separate.separate_files(separator, [path], str(tmp_path / 'out'), subtype='FLOAT', progress=False,
+                                       block_seconds=0.7)
+    for s, source in enumerate(separator.sources):
+      streamed, _ = soundfile.read(str(tmp_path / 'out' / 'song' / f'{source}.wav'), dtype='float32',
+                                   always_2d=True)
+      np.testing.assert_allclose(streamed, whole[s], atol=2e-5 * np.abs(whole[s]).max(), rtol=0)
+    if rate == separator.sample_rate:
+      np.testing.assert_allclose(whole.sum(axis=0), audio, atol=1e-4)
+  finally:
+    separator.masked_sources = (False,) * separator.num_sources
+
+
 def test_a_bad_sample_late_in_the_file_leaves_no_output(separator, tmp_path, fault_report):
   audio = np.zeros((8000 * 3, 2), np.float32)
   audio[-100] = np.nan
