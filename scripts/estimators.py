@@ -10,10 +10,12 @@ so that any subset of slots decodes to the sum of those sources (the selective a
 Every one of these decodes codes only (no mixture at decode time), so each is open to the codes' users
 (compression, editing). One more reads the mixture as well, as a separation post-filter (Open-Unmix and Demucs
 offer its like), and is reported apart from the codes-only ones:
-  * slot_masked: the mixture's STFT under the soft masks |slot i|^2 / sum_j |slot j|^2 (the slots' power spectra),
-                 inverted: the estimate keeps the mixture's phase and only the slots' share of each bin
-                 (srcvq_jax/postfilter.py: what `separate --masked_sources` and `evaluate --masked_sources` do; a
-                 source's row here is its row with that source masked, whichever others are). For each, the SDR of every source (evaluate.track_windows: BSSEval v4, median over 1 s windows, then the
+  * slot_masked: the mixture's STFT under the soft masks |slot i|^p / sum_j |slot j|^p (postfilter.POWER, the
+                 slots' magnitude spectra; --mask_variants adds other windows and powers), inverted: the
+                 estimate keeps the mixture's phase and only the slots' share of each bin
+                 (srcvq_jax/postfilter.py: what `separate --masked_sources` and `evaluate --masked_sources` do;
+                 a source's row here is its row with that source masked, whichever others are).
+For each, the SDR of every source (evaluate.track_windows: BSSEval v4, median over 1 s windows, then the
 median over tracks) beside the baselines, and the decodes it costs. One JSON line per estimator.
 
   python scripts/estimators.py --workdir=runs/best --data_dir=data/full/tfds --split=validation \
@@ -73,7 +75,15 @@ def main():
   parser.add_argument('--split', default='validation')
   parser.add_argument('--max_tracks', type=int, default=13)
   parser.add_argument('--max_seconds', type=float, default=10.0)
+  parser.add_argument('--mask_variants', default='',
+                      help='more slot_masked rows: comma-separated n_fft:power pairs, e.g. 1024:2,4096:2,2048:1 '
+                      '(the default row is postfilter.N_FFT:postfilter.POWER, hop n_fft / 4)')
   args = parser.parse_args()
+  variants = {}
+  for item in filter(None, (x.strip() for x in args.mask_variants.split(','))):
+    n_fft, power = item.split(':')
+    variants[f'slot_masked_fft{int(n_fft)}_p{float(power):g}'] = (int(n_fft), float(power))
+  mixture_masked = {**MIXTURE_MASKED, **{name: 'slot' for name in variants}}
 
   separator = inference.load(args.workdir)
   config = copy.deepcopy(separator.config)
@@ -82,15 +92,17 @@ def main():
   num_sources = separator.num_sources
   masks = selection_masks(num_sources)
   baseline_rows = ('mixture_x0.25', 'silence')
-  scores = {name: [] for name in (*DECODED, *MIXTURE_MASKED, *baseline_rows)}  # per track: [S] medians over windows
+  scores = {name: [] for name in (*DECODED, *mixture_masked, *baseline_rows)}  # per track: [S] medians over windows
   for _, stems, mixture, _ in tracks:
     rate = separator.sample_rate
     baselines = evaluate.track_windows(stems, mixture, rate)
     for row in baseline_rows:
       scores[row].append(sdr.median_over_windows(baselines[row]))
     found = estimates(separator.apply(mixture, masks), num_sources)
-    for name, of in MIXTURE_MASKED.items():
-      found[name] = postfilter.mask_with_mixture(found[of], mixture, (True,) * num_sources)
+    for name, of in mixture_masked.items():
+      n_fft, power = variants.get(name, (postfilter.N_FFT, postfilter.POWER))
+      found[name] = postfilter.mask_with_mixture(found[of], mixture, (True,) * num_sources, n_fft=n_fft,
+                                                 hop=n_fft // 4, power=power)
     for name, estimate in found.items():
       scores[name].append(sdr.median_over_windows(sdr.sdr_per_window(stems, estimate, rate)))
 
@@ -98,11 +110,11 @@ def main():
     row = evaluate._row_dict(sdr.aggregate_tracks(scores[name]), separator.sources)  # pylint: disable=protected-access
     return evaluate._json_safe({k: round(v, 3) for k, v in row.items()})  # pylint: disable=protected-access
 
-  for name in (*DECODED, *MIXTURE_MASKED):
+  for name in (*DECODED, *mixture_masked):
     print(json.dumps({
         'name': 'estimators', 'workdir': args.workdir, 'split': args.split, 'tracks': len(scores[name]),
-        'seconds_per_track': args.max_seconds, 'estimator': name, 'reads_mixture': name in MIXTURE_MASKED,
-        'decodes_per_window': decodes_per_window(MIXTURE_MASKED.get(name, name), num_sources),
+        'seconds_per_track': args.max_seconds, 'estimator': name, 'reads_mixture': name in mixture_masked,
+        'decodes_per_window': decodes_per_window(mixture_masked.get(name, name), num_sources),
         'sdr': table_row(name), 'baselines': {row: table_row(row) for row in baseline_rows},
     }), flush=True)
 

@@ -75,7 +75,8 @@ def define_flags() -> None:
                     'decodes per track).')
   flags.DEFINE_string('out', None, 'Output folder (default: WORKDIR/eval/<split>).')
   flags.DEFINE_string('masked_sources', '', 'Score the model row with these sources through the mixture '
-                      "post-filter (comma-separated names or 'all'; srcvq_jax/postfilter.py); '' = codes alone.")
+                      "post-filter (comma-separated names or 'all'; srcvq_jax/postfilter.py; 'vocals,drums,other' "
+                      "measured best for configs/best.py); '' = codes alone.")
   flags.DEFINE_integer('batch_size', None, 'Inference windows per model call.')
   flags.DEFINE_float('block_seconds', BLOCK_SECONDS, 'Tracks longer than this are read and scored in blocks (same '
                      'scores, memory bounded by the block; wav tracks are read block by block from disk).')

@@ -2,9 +2,11 @@
 
 The codes alone decode each source (`Separator.separate`); that is what compression, editing and the prior use.
 For separation only, a user who has the mixture can do better on some sources by keeping the mixture's own bins
-and phase and taking from the slots only each bin's share: the masks |slot i|^2 / sum_j |slot j|^2 (the slots'
-power spectra; Open-Unmix and Demucs offer the like as a Wiener post-filter). The masks of the S slots sum to 1, so
-masking every source splits the mixture exactly; a source not named keeps its slot's decode. Which sources gain is
+and phase and taking from the slots only each bin's share: the masks |slot i| / sum_j |slot j| (the slots'
+magnitude spectra; Open-Unmix and Demucs offer the like, with power spectra, as a Wiener post-filter). On
+validation, magnitudes beat power spectra and a 4096-sample window beat 2048 (docs/results.md, "Post-filter on
+configs/best.py").
+The masks of the S slots sum to 1, so masking every source splits the mixture exactly; a source not named keeps its slot's decode. Which sources gain is
 measured on validation (scripts/estimators.py, docs/results.md), not assumed.
 
 Exactness of streamed separation: a sample's masked value depends on the STFT frames covering it, i.e. on
@@ -17,8 +19,9 @@ from typing import Sequence
 
 import numpy as np
 
-N_FFT = 2048  # ~93 ms at 22.05 kHz, at the model's rate: the window of the project's largest STFT-loss scale
-HOP = 512
+N_FFT = 4096  # ~186 ms at 22.05 kHz, the model's rate
+HOP = 1024
+POWER = 1.0  # masks from the slots' magnitude spectra (2 would be Wiener's power ratio)
 # Samples at the model's rate either side of a sample that its masked value depends on: the frames whose window
 # covers the sample, and those frames' own reach.
 CONTEXT_SAMPLES = N_FFT
@@ -47,12 +50,13 @@ def parse_sources(spec: str | Sequence[str] | None, sources: Sequence[str]) -> t
 
 
 def mask_with_mixture(estimates: np.ndarray, mixture: np.ndarray, masked: Sequence[bool], *, offset: int = 0,
-                      n_fft: int = N_FFT, hop: int = HOP) -> np.ndarray:
+                      n_fft: int = N_FFT, hop: int = HOP, power: float = POWER) -> np.ndarray:
   """The slots' estimates [S, T, C] with the `masked` ones replaced by the mixture [T, C] under their soft masks.
 
   Masks are computed from all S estimates (each bin's energy shared in proportion to the slots'), so masking every
   source returns estimates that sum to the mixture (up to the STFT's round trip). `offset`: the position of the
   arrays' first sample in the whole track (a streamed block's), so that the frames fall where the track's do.
+  power: the masks are |slot i|^power / sum_j |slot j|^power (1: magnitudes; 2: power spectra, Wiener's ratio).
   """
   from scipy import signal  # pylint: disable=g-import-not-at-top
 
@@ -68,9 +72,9 @@ def mask_with_mixture(estimates: np.ndarray, mixture: np.ndarray, masked: Sequen
     return signal.stft(x, nperseg=n_fft, noverlap=n_fft - hop, boundary='zeros', padded=True)[2]
   sources_spec = stft(np.moveaxis(estimates_in, 1, -1).astype(np.float64))  # [S, C, F, frames]
   mixture_spec = stft(mixture.T.astype(np.float64))  # [C, F, frames]
-  power = np.abs(sources_spec) ** 2
+  weight = np.abs(sources_spec) ** power
   # The small floor splits a bin every slot leaves silent equally instead of dividing 0 by 0.
-  masks = (power[masked] + _EPS / len(power)) / (power.sum(axis=0, keepdims=True) + _EPS)
+  masks = (weight[masked] + _EPS / len(weight)) / (weight.sum(axis=0, keepdims=True) + _EPS)
   filtered = signal.istft(masks * mixture_spec[None], nperseg=n_fft, noverlap=n_fft - hop, boundary=True)[1]
   filtered = filtered[..., lead:lead + num_samples]
   filtered = np.pad(filtered, [(0, 0)] * (filtered.ndim - 1) + [(0, num_samples - filtered.shape[-1])])

@@ -47,7 +47,8 @@ def define_flags() -> None:
   flags.DEFINE_float('block_seconds', BLOCK_SECONDS, 'Seconds of audio read, separated and written at a time.')
   flags.DEFINE_string('masked_sources', '', 'Sources whose slot decode is used as a soft mask of the input '
                       "mixture (comma-separated names or 'all'; '' = the codes' decodes alone). A separation "
-                      'post-filter: see srcvq_jax/postfilter.py and docs/results.md for which sources gain.')
+                      'post-filter: see srcvq_jax/postfilter.py; measured best for configs/best.py: '
+                      "'vocals,drums,other' (docs/results.md).")
 
 
 MAX_CHANNELS = 2
