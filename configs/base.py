@@ -74,6 +74,9 @@ def get_config():
   # residual_kernel): 0 = the paper's plain blocks.
   model.residual_units = 0
   model.residual_kernel = 3
+  # The decoder's units per level instead, latent side (lowest frame rate) first, e.g. (3, 3, 0, 0): context for
+  # the decoder where frames are few and cheap; () = model.residual_units at every decoder level.
+  model.decoder_residual_units = ()
   # Stacked residual BiLSTMs at the lowest frame rate, after the encoder's blocks and before the decoder's (the
   # sequence bottleneck of EnCodec / Demucs): 0 = the paper's convolutional model. Windowed inference gives each
   # window lstm_context_frames frames of context on each side (an LSTM's reach is unbounded: windowed output then

@@ -25,6 +25,7 @@ ADDED_FIELDS = {
     ('data', 'remix_prob'): 1.0,
     ('data', 'speed_semitones'): 0,
     ('model', 'residual_units'): 0,
+    ('model', 'decoder_residual_units'): (),
     ('model', 'residual_kernel'): 3,
     ('model', 'conv_impl'): 'auto',
     ('model', 'encoder_lstm_layers'): 0,
@@ -147,6 +148,10 @@ def validate(config, num_devices: int | None = None) -> None:
             f'quantizer.codes_per_source={counts}: each count must be in 1..num_codebooks={q.num_codebooks}, '
             'the largest equal to it')
   require(model.residual_units >= 0, f'model.residual_units={model.residual_units} must be >= 0')
+  decoder_units = tuple(model.decoder_residual_units)
+  require(not decoder_units or (len(decoder_units) == len(model.strides) and min(decoder_units) >= 0),
+          f'model.decoder_residual_units={decoder_units}: need one count >= 0 per level ({len(model.strides)}), '
+          'or () for model.residual_units everywhere')
   require(model.residual_kernel >= 1 and model.residual_kernel % 2 == 1,
           f'model.residual_kernel={model.residual_kernel} must be odd and >= 1')
 

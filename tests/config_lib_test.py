@@ -36,6 +36,8 @@ def test_round_trip_keeps_nested_tuples(ci_config):
     ('train.sdr_seconds', 0.0, 'train.sdr_seconds=0.0'),
     ('data.speed_semitones', 5, 'data.speed_semitones=5'),
     ('data.speed_semitones', -1, 'data.speed_semitones=-1'),
+    ('model.decoder_residual_units', (1, 1, 1), 'one count >= 0 per level (2)'),
+    ('model.decoder_residual_units', (1, -1), 'one count >= 0 per level (2)'),
 ])
 def test_validate_rejects_bad_new_fields(ci_config, field, value, message):
   section, name = field.split('.')

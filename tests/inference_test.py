@@ -210,6 +210,24 @@ def test_chunked_equals_one_shot_with_residual_units(kind):
   np.testing.assert_array_equal(codes, expected_codes[0])
 
 
+def test_chunked_equals_one_shot_with_decoder_only_residual_units():
+  # Units in the decoder alone, at its latent-side level: the margin counts them at that level's frame rate.
+  from configs import ci  # pylint: disable=g-import-not-at-top
+  config = ci.get_config()
+  config.model.decoder_residual_units = (3, 0)
+  graphdef, state = random_state(config, seed=2)
+  model = nnx.merge(graphdef, state['params'])
+  assert [len(units) for units in model.decoder.residuals] == [3, 0]
+  assert all(len(units) == 0 for units in model.encoder.residuals)
+  separator = inference.Separator(config, graphdef, state['params'], window=WINDOW, batch_size=2)
+  assert separator.margin > layers.receptive_margin_of_blocks(config.model.strides)
+  audio = (0.3 * np.random.default_rng(2).normal(size=(ODD_LENGTH, 2))).astype(np.float32)
+  assert separator.plan(ODD_LENGTH).num_windows >= 4
+  stems = separator.separate(audio)
+  expected, _, _ = _one_shot(model, audio[None], np.eye(4, dtype=np.float32)[None])
+  np.testing.assert_allclose(stems, expected[0], atol=1e-5)
+
+
 def test_lstm_models_run_in_windows_that_advance_and_match_one_shot_closely():
   """An LSTM's reach is unbounded: the margin gives it model.lstm_context_frames of context, so windowed output is
   close to one-shot output (not equal), and the default window still advances by half its default length."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -88,19 +89,22 @@ class Decoder(nnx.Module):
   """Mirror of the encoder: slots -> 1x1 conv [-> residual BiLSTMs] -> blocks (1x1 conv -> GLU [-> residual
   dilated units] -> transposed conv -> GELU or Snake, but for the last) -> audio."""
 
-  def __init__(self, slot_features: int, out_channels: int, channels, strides, *, residual_units: int = 0,
-               residual_kernel: int = 3, lstm_layers: int = 0, lstm_hidden: int = 64, activation_kind: str = 'gelu',
-               dtype, forms: layers.LayerForms = layers.MATMUL, rngs: nnx.Rngs):
+  def __init__(self, slot_features: int, out_channels: int, channels, strides, *,
+               residual_units: int | Sequence[int] = 0, residual_kernel: int = 3, lstm_layers: int = 0,
+               lstm_hidden: int = 64, activation_kind: str = 'gelu', dtype, forms: layers.LayerForms = layers.MATMUL,
+               rngs: nnx.Rngs):
+    """residual_units: units after every level's GLU, or one count per level (latent side first)."""
     widths = list(channels)[::-1]
+    units_per_level = decoder_units_per_level(residual_units, len(widths))
     self.from_slots = layers.Dense(slot_features, widths[0], dtype=dtype, forms=forms, rngs=rngs)
     self.lstms = _lstms(widths[0], lstm_layers, lstm_hidden, dtype=dtype, forms=forms, rngs=rngs)
     self.mixes = nnx.List()
     self.residuals = nnx.List()
     self.convs = nnx.List()
     targets = widths[1:] + [out_channels]
-    for width, target, stride in zip(widths, targets, list(strides)[::-1]):
+    for width, target, stride, units in zip(widths, targets, list(strides)[::-1], units_per_level):
       self.mixes.append(layers.GatedDense(width, 2 * width, dtype=dtype, forms=forms, rngs=rngs))
-      self.residuals.append(_residual_units(width, residual_units, residual_kernel, dtype=dtype, forms=forms,
+      self.residuals.append(_residual_units(width, units, residual_kernel, dtype=dtype, forms=forms,
                                             activation_kind=activation_kind, rngs=rngs))
       self.convs.append(layers.TransposedConv(width, target, stride, dtype=dtype, forms=forms, rngs=rngs))
     # After every transposed conv but the last: the output layer is linear (audio is signed and unbounded).
@@ -123,22 +127,39 @@ class Decoder(nnx.Module):
     return x
 
 
+def decoder_units_per_level(residual_units: int | Sequence[int], levels: int) -> tuple[int, ...]:
+  """The decoder's residual units per level, latent side first: a count per level, or one count for all."""
+  if isinstance(residual_units, int):
+    return (residual_units,) * levels
+  return tuple(int(u) for u in residual_units)
+
+
+def decoder_residual_units(model_config) -> tuple[int, ...]:
+  """model.decoder_residual_units, or model.residual_units at every level where that is ()."""
+  units = tuple(model_config.get('decoder_residual_units', ()))
+  return units or (int(model_config.residual_units),) * len(model_config.strides)
+
+
 def receptive_margin(model_config) -> int:
   """Samples of context on each side that make a windowed output sample exact, a multiple of the total stride.
 
   The strided blocks' exact reach (layers.receptive_margin_of_blocks), plus each level's residual units: a unit
   of dilation d at a level of P samples per frame reaches d (k - 1) / 2 frames further on each side, in the
-  encoder and again in the decoder; one more frame per unit covers the rounding of frame positions. With BiLSTMs
-  (whose reach is the whole input) it adds model.lstm_context_frames frames: the context they get, not their reach.
+  encoder and in the decoder (model.decoder_residual_units where set); one more frame per unit covers the
+  rounding of frame positions. With BiLSTMs (whose reach is the whole input) it adds model.lstm_context_frames
+  frames: the context they get, not their reach.
   """
   strides = tuple(model_config.strides)
   margin = layers.receptive_margin_of_blocks(strides)
   units, kernel = int(model_config.residual_units), int(model_config.residual_kernel)
+  # Level l of the encoder (samples per frame: the product of strides[:l + 1]) is level L - 1 - l of the decoder.
+  decoder_units = decoder_residual_units(model_config)[::-1]
   per_frame = 1
   extra = 0
-  for stride in strides:
+  for level, stride in enumerate(strides):
     per_frame *= stride
-    extra += 2 * sum((3**i * (kernel - 1) // 2 + 1) * per_frame for i in range(units))
+    for count in (units, decoder_units[level]):
+      extra += sum((3**i * (kernel - 1) // 2 + 1) * per_frame for i in range(count))
   total = math.prod(strides)
   if int(model_config.encoder_lstm_layers) or int(model_config.decoder_lstm_layers):
     # An LSTM's reach is unbounded: the margin is the context it is trusted to have forgotten beyond.
@@ -167,11 +188,12 @@ class VQVAE(nnx.Module):
     self.fsq_levels = tuple(q.fsq_levels)
     # Codes each source uses (quantizer.codes_per_source); None when all are. A plain tuple: static, not a param.
     self.codes_per_source = config_lib.uneven_codes_per_source(config)
-    residual = dict(residual_units=int(model.residual_units), residual_kernel=int(model.residual_kernel),
-                    lstm_hidden=int(model.lstm_hidden), activation_kind=model.activation, forms=forms)
+    residual = dict(residual_kernel=int(model.residual_kernel), lstm_hidden=int(model.lstm_hidden),
+                    activation_kind=model.activation, forms=forms)
     outputs_per_code = len(self.fsq_levels) if self.quantizer_kind == 'fsq' else q.codebook_size
     self.encoder = Encoder(data.channels, model.channels, model.strides, self.num_sources, q.num_codebooks,
-                           outputs_per_code, **residual, lstm_layers=int(model.encoder_lstm_layers),
+                           outputs_per_code, **residual, residual_units=int(model.residual_units),
+                           lstm_layers=int(model.encoder_lstm_layers),
                            source_masks=bool(model.source_masks), dtype=dtype, rngs=rngs)
     if self.quantizer_kind == 'fsq':
       self.quantizers = None
@@ -181,6 +203,7 @@ class VQVAE(nnx.Module):
     slot_dim = q.num_codebooks * q.code_dim
     slot_features = slot_dim * (self.num_sources if self.decoder_input == 'concat' else 1)
     self.decoder = Decoder(slot_features, data.channels, model.channels, model.strides, **residual,
+                           residual_units=decoder_residual_units(model),
                            lstm_layers=int(model.decoder_lstm_layers), dtype=dtype, rngs=rngs)
 
   def _used_codes(self):
