@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# make demo: render the embedded ChoraleMix dataset, build its TFRecords, train configs/best.py on it, evaluate
-# on the test split and print the report. Every stage skips work that is already done, so a rerun resumes.
+# make demo: render the embedded ChoraleMix dataset, build its TFRecords, train configs/demo.py (configs/best.py's
+# family at the demo's budget) on it, evaluate on the test split and print the report. Every stage skips work
+# that is already done, so a rerun resumes.
 # Usage: scripts/demo.sh PYTHON DATA_DIR WORKDIR   (sizes: DEMO_TRACKS, DEMO_SECONDS, DEMO_STEPS)
 set -euo pipefail
 PY=${1:-.venv/bin/python}
@@ -17,8 +18,8 @@ echo "== 1/4 rendering ChoraleMix: $TRACKS tracks x ${SECONDS_PER_TRACK} s -> $D
 echo "== 2/4 building TFRecords -> $DATA/tfds"
 "$PY" -m data_prep.build --dataset=chorale_mix --musdb_root="$DATA/chorale_mix" --is_wav --data_dir="$DATA/tfds"
 
-echo "== 3/4 training configs/best.py for $STEPS steps -> $WORKDIR"
-"$PY" -m srcvq_jax.train --config=configs/best.py --workdir="$WORKDIR" \
+echo "== 3/4 training configs/demo.py for $STEPS steps -> $WORKDIR"
+"$PY" -m srcvq_jax.train --config=configs/demo.py --workdir="$WORKDIR" \
   --config.data.dataset=chorale_mix --config.data.data_dir="$DATA/tfds" --config.train.num_steps="$STEPS"
 
 echo "== 4/4 evaluating on the test split"
