@@ -1,20 +1,15 @@
-"""`make demo`'s configuration: configs/quality/best_lstm.py (configs/best.py until 2026-12-06) with 43 frames of
-BiLSTM context per inference window side, trained by scripts/demo.sh for 3000 steps on the demo's 32 x 20 s tracks.
+"""`make demo`'s configuration: configs/best.py's as of 2026-12-06 (configs/quality/best_lstm.py with 43 frames of
+BiLSTM context per inference window side), trained by scripts/demo.sh for 3000 steps on the demo's 32 x 20 s tracks.
 
-Why not configs/best.py: best.py's decoder residual units (model.decoder_residual_units) halve the step rate, so at
-the demo's minutes best.py gets half the steps; best.py wins at its own 44.8-minute budget on the full render, and
-the demo keeps the configuration measured at the demo's budget (docs/results.md, "Demo").
+A file of its own so that the demo keeps the configuration measured at the demo's budget (docs/results.md, "Demo")
+when configs/best.py moves to one that trains slower per step: the candidate
+configs/quality/best_lstm_decoder_units.py halves the step rate, so at the demo's minutes it would get half the steps.
 
   python -m srcvq_jax.train --config=configs/demo.py --workdir=runs/demo --config.data.data_dir=data/tfds \\
       --config.train.num_steps=3000
 """
-from configs.quality import best_lstm
+from configs import best
 
 
 def get_config():
-  config = best_lstm.get_config()
-  # Windowed inference gives the BiLSTM 43 frames (0.25 s) of context per window side instead of 172: on the
-  # demo's model the separated stems differed from 172's by -41.6 dB of their energy, the same SDR to 0.003 dB, at
-  # 1.7x the speed (scripts/lstm_context.py, docs/results.md). Inference only: training is unchanged.
-  config.model.lstm_context_frames = 43
-  return config
+  return best.get_config()
