@@ -16,13 +16,9 @@ Raw code stream 20.6 kbit/s for the four sources (172.3 frames/s x 4 sources x 3
 Budget: 16000 steps (34.8 min of training for seed 0 on the project's 2-core AMD EPYC VM with AVX-512;
 docs/results.md). `make demo` trains it for 3000 steps.
 """
-from configs.quality import best_lstm
+from configs import demo
 
 
 def get_config():
-  config = best_lstm.get_config()
-  # Windowed inference gives the BiLSTM 43 frames (0.25 s) of context per window side instead of 172: on the
-  # demo's model the separated stems differed from 172's by -41.6 dB of their energy, the same SDR to 0.003 dB, at
-  # 1.7x the speed (scripts/lstm_context.py, docs/results.md). Inference only: training is unchanged.
-  config.model.lstm_context_frames = 43
-  return config
+  # The same configuration as make demo's (configs/demo.py holds it, so that it stays when this file moves on).
+  return demo.get_config()
