@@ -1,9 +1,9 @@
-"""`make demo`'s configuration: configs/best.py's as of 2026-12-06 (configs/quality/best_lstm.py with 43 frames of
-BiLSTM context per inference window side), trained by scripts/demo.sh for 3000 steps on the demo's 32 x 20 s tracks.
+"""`make demo`'s configuration: configs/quality/best_lstm.py (configs/best.py until 2026-12-07) with 43 frames of
+BiLSTM context per inference window side, trained by scripts/demo.sh for 3000 steps on the demo's 32 x 20 s tracks.
 
-A file of its own so that the demo keeps the configuration measured at the demo's budget (docs/results.md, "Demo")
-when configs/best.py moves to one that trains slower per step: the candidate
-configs/quality/best_lstm_decoder_units.py halves the step rate, so at the demo's minutes it would get half the steps.
+A file of its own so that the demo keeps the configuration measured at the demo's budget (docs/results.md, "Demo"):
+configs/best.py now adds the decoder's residual units (configs/quality/best_lstm_decoder_units.py), which halve the
+step rate, so at the demo's minutes it would get half the steps.
 
   python -m srcvq_jax.train --config=configs/demo.py --workdir=runs/demo --config.data.data_dir=data/tfds \\
       --config.train.num_steps=3000
