@@ -14,7 +14,8 @@ configs/small.py's model and training (22.05 kHz, batch 8 of ~1 s, Adam 1e-3) wi
   * windowed inference with 43 frames of BiLSTM context per window side (the quality rows used 172: the same SDR).
 Raw code stream 20.6 kbit/s for the four sources (172.3 frames/s x 4 sources x 3 codes x log2(1000) bits).
 
-  python -m srcvq_jax.train --config=configs/best.py --workdir=runs/best --config.data.data_dir=data/full/tfds
+  python -m srcvq_jax.train --config=configs/best.py --workdir=runs/best \\
+      --config.data.data_dir=data/full/tfds --config.data.dataset=chorale_mix
 
 Budget: 8000 steps (44-45 min of training on the project's 2-core AMD EPYC VM with AVX-512; docs/results.md).
 `make demo` trains configs/demo.py (configs/quality/best_lstm.py's model, which is faster per step) for 3000 steps.

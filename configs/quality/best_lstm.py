@@ -5,7 +5,7 @@ BiLSTM (64 units per direction) after the encoder's last block (configs/quality/
 issue's 60 minutes with room for a slower machine.
 
   python -m srcvq_jax.train --config=configs/quality/best_lstm.py --workdir=runs/best_lstm \\
-      --config.data.data_dir=data/full/tfds
+      --config.data.data_dir=data/full/tfds --config.data.dataset=chorale_mix
 """
 from configs.quality import best_long
 

@@ -9,7 +9,7 @@ training (22.05 kHz, batch 8 of ~1 s, Adam 1e-3) with the three levers that beat
 Raw code stream 20.6 kbit/s for the four sources (172.3 frames/s x 4 sources x 3 codes x log2(1000) bits).
 
   python -m srcvq_jax.train --config=configs/quality/combined.py --workdir=runs/combined \
-      --config.data.data_dir=data/full/tfds
+      --config.data.data_dir=data/full/tfds --config.data.dataset=chorale_mix
 
 Budget of the reported rows: 3000 steps (docs/results.md gives the minutes on the named CPU).
 """
