@@ -269,7 +269,8 @@ def plot_curves(rows: list[dict], path: str) -> bool:
     for ax, field in zip(axes, ('model', 'oracle')):
       values = [p[field] if p[field] is not None else np.nan for p in row['curve']]
       ax.plot(steps, values, color=color, label=label if row['seed'] == min(
-          r['seed'] for r in curves if r['config'] == row['config']) else None, alpha=0.85)
+          r['seed'] for r in curves if r['config'] == row['config']) else None, alpha=0.85,
+              marker='o', markersize=3)  # a row evaluated once (eval_every >= steps) is one point
   for ax, title in zip(axes, ('separation (each slot alone from the mixture)', 'codec ceiling (stem in, own slot)')):
     ax.set_title(f'validation SDR while training: {title}', fontsize=9)
     ax.set_xlabel('step')
