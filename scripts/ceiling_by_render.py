@@ -36,19 +36,22 @@ def load(path: str, what: str) -> dict:
 def table(results: dict, render: dict, source: str, row: str) -> str:
   """Markdown: the per-program medians and the correlations with reverb, for one source and results row."""
   tracks = render.get('tracks', {})
-  missing = [t['name'] for t in results.get('tracks', []) if t['name'] not in tracks]
-  if missing or not results.get('tracks'):
+  scored = results.get('tracks') or []
+  if not scored:
+    raise ValueError("no per-track results ('tracks')")
+  missing = [t['name'] for t in scored if t['name'] not in tracks]
+  if missing:
     # Renders of another size share track names, so a partial join would silently mix two renders' parameters.
-    raise ValueError(f'{len(missing)} of its {len(results.get("tracks", []))} tracks are not in the render record '
+    raise ValueError(f'{len(missing)} of its {len(scored)} tracks are not in the render record '
                      f'(e.g. {missing[:1]}): results of another render?')
   sdr, wet, rt60, programs = [], [], [], []
-  for track in results['tracks']:
+  for track in scored:
     meta = tracks[track['name']]
     value = track.get('sdr', {}).get(row, {}).get(source)
     if value is None:
       raise ValueError(f'track {track["name"]!r} has no SDR row {row!r} for {source!r}')
     sdr.append(value)
-    wet.append(meta['reverb']['wet'].get(source, np.nan))
+    wet.append(meta['reverb']['wet'][source])
     rt60.append(meta['reverb']['rt60_s'])
     programs.append([meta['program_names'][part] for part in PARTS[source]])
   if len(sdr) < 3:

@@ -268,9 +268,9 @@ def plot_curves(rows: list[dict], path: str) -> bool:
     steps = [p['step'] for p in row['curve']]
     for ax, field in zip(axes, ('model', 'oracle')):
       values = [p[field] if p[field] is not None else np.nan for p in row['curve']]
-      ax.plot(steps, values, color=color, label=label if row['seed'] == min(
-          r['seed'] for r in curves if r['config'] == row['config']) else None, alpha=0.85,
-              marker='o', markersize=3)  # a row evaluated once (eval_every >= steps) is one point
+      first_seed = row['seed'] == min(r['seed'] for r in curves if r['config'] == row['config'])
+      # Markers: a row evaluated once (eval_every >= steps) is a single point, which a line alone does not draw.
+      ax.plot(steps, values, color=color, label=label if first_seed else None, alpha=0.85, marker='o', markersize=3)
   for ax, title in zip(axes, ('separation (each slot alone from the mixture)', 'codec ceiling (stem in, own slot)')):
     ax.set_title(f'validation SDR while training: {title}', fontsize=9)
     ax.set_xlabel('step')
