@@ -45,6 +45,9 @@ def get_config():
   data.presence_prob = 0.75
   # Probability that a present source is selected for the selective target (the rest is the complement).
   data.select_prob = 0.5
+  # Share of examples whose selection is one present source instead (drawn uniformly): the selective target is
+  # then that source alone, what `separate` decodes a slot to. 0 = the paper's subsets only.
+  data.select_one_prob = 0.0
   # Random gain per source, uniform in [gain_min, gain_max] (linear), and random left/right swap.
   data.gain_min = 0.25
   data.gain_max = 1.25
@@ -88,6 +91,10 @@ def get_config():
   # Latent masking: the encoder's last latent split into one share per source by masks that sum to 1 over the
   # sources, each share mapped to its source's codes by its own layer (False: one linear map of the whole latent).
   model.source_masks = False
+  # A spectral view of the mixture for the encoder: log(1 + |STFT|) of each channel with this window (hop = the
+  # total stride, one frame per latent frame), mapped linearly onto the last block's latent and added to it
+  # (before the BiLSTMs): frequency resolution the strided convs only approximate. 0 = none, the paper's encoder.
+  model.spectral_input_fft = 0
   # The blocks' nonlinearity: 'gelu', or 'snake' (x + sin^2(alpha x) / alpha with a learned alpha per channel, the
   # periodic activation of BigVGAN / DAC; adds one parameter per channel of every activation).
   model.activation = 'gelu'

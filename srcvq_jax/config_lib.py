@@ -104,6 +104,8 @@ def validate(config, num_devices: int | None = None) -> None:
             f'data.batch_size={data.batch_size} is not divisible by the {num_devices} devices of the mesh')
   require(0 < data.presence_prob <= 1, f'data.presence_prob={data.presence_prob} must be in (0, 1]')
   require(0 <= data.select_prob <= 1, f'data.select_prob={data.select_prob} must be in [0, 1]')
+  select_one = data.get('select_one_prob', 0.0)
+  require(0 <= select_one <= 1, f'data.select_one_prob={select_one} must be in [0, 1]')
   require(0 <= data.gain_min <= data.gain_max, f'need 0 <= data.gain_min <= data.gain_max, got '
           f'{data.gain_min}, {data.gain_max}')
   require(0 <= data.speed_semitones <= MAX_SPEED_SEMITONES,
@@ -124,6 +126,9 @@ def validate(config, num_devices: int | None = None) -> None:
           f'model.decoder_input={model.decoder_input!r}: expected one of {DECODER_INPUTS}')
   require(model.activation in ACTIVATIONS,
           f'model.activation={model.activation!r}: expected one of {ACTIVATIONS}')
+  spectral_fft = model.get('spectral_input_fft', 0)
+  require(spectral_fft == 0 or spectral_fft >= 2,
+          f'model.spectral_input_fft={spectral_fft}: expected 0 (none) or a window of >= 2 samples')
 
   require(q.num_codebooks >= 1, f'quantizer.num_codebooks={q.num_codebooks} must be >= 1')
   require(q.codebook_size >= 2, f'quantizer.codebook_size={q.codebook_size} must be >= 2')

@@ -38,6 +38,8 @@ def test_round_trip_keeps_nested_tuples(ci_config):
     ('data.speed_semitones', -1, 'data.speed_semitones=-1'),
     ('model.decoder_residual_units', (1, 1, 1), 'one count >= 0 per level (2)'),
     ('model.decoder_residual_units', (1, -1), 'one count >= 0 per level (2)'),
+    ('model.spectral_input_fft', 1, 'model.spectral_input_fft=1'),
+    ('data.select_one_prob', 1.5, 'data.select_one_prob=1.5'),
 ])
 def test_validate_rejects_bad_new_fields(ci_config, field, value, message):
   section, name = field.split('.')

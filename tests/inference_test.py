@@ -228,6 +228,23 @@ def test_chunked_equals_one_shot_with_decoder_only_residual_units():
   np.testing.assert_allclose(stems, expected[0], atol=1e-5)
 
 
+def test_chunked_equals_one_shot_with_spectral_input():
+  # The spectral input's frames read half their window either side: the margin must cover it.
+  from configs import ci  # pylint: disable=g-import-not-at-top
+  config = ci.get_config()
+  config.model.spectral_input_fft = 256
+  graphdef, state = random_state(config, seed=3)
+  model = nnx.merge(graphdef, state['params'])
+  separator = inference.Separator(config, graphdef, state['params'], window=WINDOW, batch_size=2)
+  assert separator.margin >= layers.receptive_margin_of_blocks(config.model.strides) + 128
+  audio = (0.3 * np.random.default_rng(3).normal(size=(ODD_LENGTH, 2))).astype(np.float32)
+  assert separator.plan(ODD_LENGTH).num_windows >= 4
+  stems, codes = separator.separate(audio, return_codes=True)
+  expected, expected_codes, _ = _one_shot(model, audio[None], np.eye(4, dtype=np.float32)[None])
+  np.testing.assert_allclose(stems, expected[0], atol=1e-5)
+  np.testing.assert_array_equal(codes, expected_codes[0])
+
+
 def test_lstm_models_run_in_windows_that_advance_and_match_one_shot_closely():
   """An LSTM's reach is unbounded: the margin gives it model.lstm_context_frames of context, so windowed output is
   close to one-shot output (not equal), and the default window still advances by half its default length."""

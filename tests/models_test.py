@@ -12,6 +12,7 @@ from srcvq_jax import batch_spec
 from srcvq_jax import synthetic_data
 from srcvq_jax import models
 from srcvq_jax.models import layers
+from srcvq_jax.models import vqvae
 
 
 # Every form of every layer computes the same function of the same params (layers.LayerForms).
@@ -396,6 +397,45 @@ def test_source_mask_models_train_and_decode_their_codes(ci_config, kind):
   grads = nnx.grad(lambda m: jnp.mean((m(batch['mixture'], masks, gumbel=noise).audio - targets) ** 2))(model)
   for path, g in jax.tree_util.tree_leaves_with_path(nnx.state(grads.encoder.source_masks, nnx.Param)):
     assert np.all(np.isfinite(np.asarray(g))) and np.any(np.asarray(g) != 0), path
+
+
+def test_spectral_features_are_log_magnitudes_of_centred_frames_one_per_latent_frame():
+  rng = np.random.default_rng(0)
+  audio = rng.normal(size=(2, 256, 3)).astype(np.float32)
+  features = np.asarray(vqvae.spectral_features(jnp.asarray(audio), 64, 16))
+  assert features.shape == (2, 16, 3 * 33)
+  window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(64) / 64)
+  padded = np.pad(audio, ((0, 0), (32, 32), (0, 0)))
+  for t in (0, 5, 15):  # frame t is centred on sample 16 t
+    expected = np.log1p(np.abs(np.fft.rfft(padded[1, 16 * t:16 * t + 64].T * window, axis=-1)))  # [C, bins]
+    np.testing.assert_allclose(features[1, t], expected.reshape(-1), rtol=1e-4, atol=1e-4)
+
+
+def test_spectral_input_models_train_and_decode_their_codes_and_others_keep_their_params(ci_config):
+  plain = nnx.state(models.VQVAE(ci_config, rngs=nnx.Rngs(0)), nnx.Param)
+  ci_config.model.spectral_input_fft = 64
+  model = models.VQVAE(ci_config, rngs=nnx.Rngs(0))
+  spectral_params = nnx.state(model, nnx.Param)
+  assert 'from_spectrum' not in plain['encoder'] and 'from_spectrum' in spectral_params['encoder']
+  width = ci_config.model.channels[-1]
+  assert model.encoder.from_spectrum.kernel.shape == (ci_config.data.channels * 33, width)
+  batch = next(synthetic_data.synthetic_batches(ci_config, 2, seed=0))
+  masks = jnp.stack([batch['select'], batch_spec.complement(batch['presence'], batch['select'])], axis=1)
+  out = model(batch['mixture'], masks)
+  np.testing.assert_allclose(np.asarray(model.decode_codes(out.quantized.codes, masks)), np.asarray(out.audio),
+                             rtol=1e-5, atol=1e-6)
+  again = models.VQVAE(ci_config, rngs=nnx.Rngs(0))(batch['mixture'], masks)
+  np.testing.assert_array_equal(np.asarray(again.audio), np.asarray(out.audio))  # deterministic for a seed
+  noise = model.training_noise(jax.random.key(0), batch['mixture'].shape)
+  targets = jnp.einsum('bstc,bms->bmtc', batch['sources'], masks)
+  grads = nnx.grad(lambda m: jnp.mean((m(batch['mixture'], masks, gumbel=noise).audio - targets) ** 2))(model)
+  for path, g in jax.tree_util.tree_leaves_with_path(nnx.state(grads.encoder.from_spectrum, nnx.Param)):
+    assert np.all(np.isfinite(np.asarray(g))) and np.any(np.asarray(g) != 0), path
+  # The windowed path's margin covers half the window on each side.
+  ci_config.model.spectral_input_fft = 0
+  plain_margin = models.receptive_margin(ci_config)
+  ci_config.model.spectral_input_fft = 512
+  assert models.receptive_margin(ci_config) >= plain_margin + 256
 
 
 def test_snake_is_x_plus_sin_squared_and_learns_its_alpha():

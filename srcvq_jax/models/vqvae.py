@@ -17,6 +17,7 @@ from flax import nnx
 from srcvq_jax import config_lib
 from srcvq_jax import fsq
 from srcvq_jax import quantizer as quantizer_lib
+from srcvq_jax import spectral
 from srcvq_jax.models import layers
 
 
@@ -36,20 +37,33 @@ def _residual_units(width: int, count: int, kernel_size: int, *, dtype, forms, a
                                        activation_kind=activation_kind, rngs=rngs) for i in range(count)])
 
 
+def spectral_features(audio: jax.Array, n_fft: int, hop: int) -> jax.Array:
+  """log(1 + |STFT|) of every channel, one frame per latent frame: [B, T, C] -> [B, T / hop, C * (n_fft / 2 + 1)].
+
+  Centred frames (spectral.stft): frame t is centred on sample t * hop, the first sample of latent frame t's span.
+  The input is data, so no gradient flows through the transform: it costs one forward FFT per frame.
+  """
+  magnitude = spectral.stft_magnitude(jnp.swapaxes(audio, 1, 2).astype(jnp.float32), n_fft, hop)  # [B, C, F', bins]
+  frames = audio.shape[1] // hop
+  magnitude = jnp.swapaxes(magnitude[:, :, :frames], 1, 2)  # [B, T', C, bins]
+  return jnp.log1p(magnitude).reshape(*magnitude.shape[:2], -1)
+
+
 def _lstms(width: int, count: int, hidden: int, *, dtype, forms, rngs) -> nnx.List:
   """`count` stacked residual BiLSTMs at the lowest frame rate (model.encoder_lstm_layers / decoder_lstm_layers)."""
   return nnx.List([layers.BiLSTM(width, hidden, dtype=dtype, forms=forms, rngs=rngs) for _ in range(count)])
 
 
 class Encoder(nnx.Module):
-  """Demucs-like blocks (strided conv k=2s -> GELU or Snake -> 1x1 conv -> GLU [-> residual dilated units]) [->
-  residual BiLSTMs], then per-frame outputs [B, T', S, H, out]: out = K logits (Gumbel) or d scalars (FSQ), one
+  """Demucs-like blocks (strided conv k=2s -> GELU or Snake -> 1x1 conv -> GLU [-> residual dilated units]) [+ a
+  linear map of the mixture's log-magnitude spectrum, one STFT frame per latent frame] [-> residual BiLSTMs], then per-frame outputs [B, T', S, H, out]: out = K logits (Gumbel) or d scalars (FSQ), one
   linear map of the latent (to_logits) or, with model.source_masks, one per source of its masked share of it."""
 
   def __init__(self, in_channels: int, channels, strides, num_sources: int, num_codebooks: int,
                outputs_per_code: int, *, residual_units: int = 0, residual_kernel: int = 3, lstm_layers: int = 0,
-               lstm_hidden: int = 64, source_masks: bool = False, activation_kind: str = 'gelu', dtype,
-               forms: layers.LayerForms = layers.MATMUL, rngs: nnx.Rngs):
+               lstm_hidden: int = 64, source_masks: bool = False, spectral_fft: int = 0,
+               activation_kind: str = 'gelu', dtype, forms: layers.LayerForms = layers.MATMUL, rngs: nnx.Rngs):
+    """spectral_fft: window of the spectral input (model.spectral_input_fft); 0: none, the paper's encoder."""
     self.convs = nnx.List()
     self.activations = nnx.List()
     self.mixes = nnx.List()
@@ -62,6 +76,11 @@ class Encoder(nnx.Module):
       self.residuals.append(_residual_units(width, residual_units, residual_kernel, dtype=dtype, forms=forms,
                                             activation_kind=activation_kind, rngs=rngs))
       previous = width
+    self.spectral_fft = int(spectral_fft)
+    self.hop = math.prod(strides)
+    # (Only when set: the params of models without it keep their earlier layout.)
+    self.from_spectrum = (layers.Dense(in_channels * (self.spectral_fft // 2 + 1), previous, dtype=dtype,
+                                       forms=forms, rngs=rngs) if self.spectral_fft else None)
     self.lstms = _lstms(previous, lstm_layers, lstm_hidden, dtype=dtype, forms=forms, rngs=rngs)
     self.logit_shape = (num_sources, num_codebooks, outputs_per_code)
     self.source_masks = (layers.SourceMasks(previous, num_sources, num_codebooks * outputs_per_code, dtype=dtype,
@@ -76,6 +95,8 @@ class Encoder(nnx.Module):
       x = mix(act(conv(x)))
       for unit in units:
         x = unit(x)
+    if self.from_spectrum is not None:
+      x = x + self.from_spectrum(spectral_features(audio, self.spectral_fft, self.hop))
     for lstm in self.lstms:
       x = lstm(x)
     if self.source_masks is not None:
@@ -146,7 +167,8 @@ def receptive_margin(model_config) -> int:
   The strided blocks' exact reach (layers.receptive_margin_of_blocks), plus each level's residual units: a unit
   of dilation d at a level of P samples per frame reaches d (k - 1) / 2 frames further on each side, in the
   encoder and in the decoder (model.decoder_residual_units where set); one more frame per unit covers the
-  rounding of frame positions. With BiLSTMs (whose reach is the whole input) it adds model.lstm_context_frames
+  rounding of frame positions. The spectral input (model.spectral_input_fft) reads half its window either side.
+  With BiLSTMs (whose reach is the whole input) it adds model.lstm_context_frames
   frames: the context they get, not their reach.
   """
   strides = tuple(model_config.strides)
@@ -161,6 +183,8 @@ def receptive_margin(model_config) -> int:
     for count in (units, decoder_units[level]):
       extra += sum((3**i * (kernel - 1) // 2 + 1) * per_frame for i in range(count))
   total = math.prod(strides)
+  # The spectral input's frame t reads n_fft / 2 samples either side of sample t * total.
+  extra += int(model_config.get('spectral_input_fft', 0)) // 2
   if int(model_config.encoder_lstm_layers) or int(model_config.decoder_lstm_layers):
     # An LSTM's reach is unbounded: the margin is the context it is trusted to have forgotten beyond.
     extra += int(model_config.lstm_context_frames) * total
@@ -194,7 +218,8 @@ class VQVAE(nnx.Module):
     self.encoder = Encoder(data.channels, model.channels, model.strides, self.num_sources, q.num_codebooks,
                            outputs_per_code, **residual, residual_units=int(model.residual_units),
                            lstm_layers=int(model.encoder_lstm_layers),
-                           source_masks=bool(model.source_masks), dtype=dtype, rngs=rngs)
+                           source_masks=bool(model.source_masks),
+                           spectral_fft=int(model.get('spectral_input_fft', 0)), dtype=dtype, rngs=rngs)
     if self.quantizer_kind == 'fsq':
       self.quantizers = None
     else:
