@@ -189,6 +189,21 @@ def test_missing_or_empty_checkpoint_dir_is_a_user_error(tmp_path):
     inference.load(str(tmp_path / 'bare'))
 
 
+def _check_chunked_equals_one_shot(config, seed, min_margin):
+  """Separator's windows (margin >= min_margin samples) give the one-shot model's stems and codes."""
+  graphdef, state = random_state(config, seed=seed)
+  model = nnx.merge(graphdef, state['params'])
+  separator = inference.Separator(config, graphdef, state['params'], window=WINDOW, batch_size=2)
+  assert separator.margin >= min_margin
+  audio = (0.3 * np.random.default_rng(seed).normal(size=(ODD_LENGTH, 2))).astype(np.float32)
+  assert separator.plan(ODD_LENGTH).num_windows >= 4
+  stems, codes = separator.separate(audio, return_codes=True)
+  expected, expected_codes, _ = _one_shot(model, audio[None], np.eye(4, dtype=np.float32)[None])
+  np.testing.assert_allclose(stems, expected[0], atol=1e-5)
+  np.testing.assert_array_equal(codes, expected_codes[0])
+  return model
+
+
 @pytest.mark.parametrize('kind', ['gumbel', 'fsq'])
 def test_chunked_equals_one_shot_with_residual_units(kind):
   # The residual units widen the receptive field: Separator's margin (vqvae.receptive_margin) must cover it.
@@ -198,16 +213,7 @@ def test_chunked_equals_one_shot_with_residual_units(kind):
   if kind == 'fsq':
     config.quantizer.kind, config.quantizer.fsq_levels = 'fsq', (5, 3)
     config.quantizer.code_dim, config.quantizer.codebook_size = 2, 15
-  graphdef, state = random_state(config, seed=1)
-  model = nnx.merge(graphdef, state['params'])
-  separator = inference.Separator(config, graphdef, state['params'], window=WINDOW, batch_size=2)
-  assert separator.margin > layers.receptive_margin_of_blocks(config.model.strides)
-  audio = (0.3 * np.random.default_rng(1).normal(size=(ODD_LENGTH, 2))).astype(np.float32)
-  assert separator.plan(ODD_LENGTH).num_windows >= 4
-  stems, codes = separator.separate(audio, return_codes=True)
-  expected, expected_codes, _ = _one_shot(model, audio[None], np.eye(4, dtype=np.float32)[None])
-  np.testing.assert_allclose(stems, expected[0], atol=1e-5)
-  np.testing.assert_array_equal(codes, expected_codes[0])
+  _check_chunked_equals_one_shot(config, 1, layers.receptive_margin_of_blocks(config.model.strides) + 1)
 
 
 def test_chunked_equals_one_shot_with_decoder_only_residual_units():
@@ -215,17 +221,9 @@ def test_chunked_equals_one_shot_with_decoder_only_residual_units():
   from configs import ci  # pylint: disable=g-import-not-at-top
   config = ci.get_config()
   config.model.decoder_residual_units = (3, 0)
-  graphdef, state = random_state(config, seed=2)
-  model = nnx.merge(graphdef, state['params'])
+  model = _check_chunked_equals_one_shot(config, 2, layers.receptive_margin_of_blocks(config.model.strides) + 1)
   assert [len(units) for units in model.decoder.residuals] == [3, 0]
   assert all(len(units) == 0 for units in model.encoder.residuals)
-  separator = inference.Separator(config, graphdef, state['params'], window=WINDOW, batch_size=2)
-  assert separator.margin > layers.receptive_margin_of_blocks(config.model.strides)
-  audio = (0.3 * np.random.default_rng(2).normal(size=(ODD_LENGTH, 2))).astype(np.float32)
-  assert separator.plan(ODD_LENGTH).num_windows >= 4
-  stems = separator.separate(audio)
-  expected, _, _ = _one_shot(model, audio[None], np.eye(4, dtype=np.float32)[None])
-  np.testing.assert_allclose(stems, expected[0], atol=1e-5)
 
 
 def test_chunked_equals_one_shot_with_spectral_input():
@@ -233,16 +231,7 @@ def test_chunked_equals_one_shot_with_spectral_input():
   from configs import ci  # pylint: disable=g-import-not-at-top
   config = ci.get_config()
   config.model.spectral_input_fft = 256
-  graphdef, state = random_state(config, seed=3)
-  model = nnx.merge(graphdef, state['params'])
-  separator = inference.Separator(config, graphdef, state['params'], window=WINDOW, batch_size=2)
-  assert separator.margin >= layers.receptive_margin_of_blocks(config.model.strides) + 128
-  audio = (0.3 * np.random.default_rng(3).normal(size=(ODD_LENGTH, 2))).astype(np.float32)
-  assert separator.plan(ODD_LENGTH).num_windows >= 4
-  stems, codes = separator.separate(audio, return_codes=True)
-  expected, expected_codes, _ = _one_shot(model, audio[None], np.eye(4, dtype=np.float32)[None])
-  np.testing.assert_allclose(stems, expected[0], atol=1e-5)
-  np.testing.assert_array_equal(codes, expected_codes[0])
+  _check_chunked_equals_one_shot(config, 3, layers.receptive_margin_of_blocks(config.model.strides) + 128)
 
 
 def test_lstm_models_run_in_windows_that_advance_and_match_one_shot_closely():
