@@ -16,5 +16,7 @@ from configs import best
 
 def get_config():
   config = best.get_config()
+  # Measured before configs/best.py took single-source selections (2026-12-07): pinned to what was measured.
+  config.data.select_one_prob = 0.0
   config.train.num_steps = 1750
   return config
