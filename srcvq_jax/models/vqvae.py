@@ -77,7 +77,6 @@ class Encoder(nnx.Module):
                                             activation_kind=activation_kind, rngs=rngs))
       previous = width
     self.spectral_fft = int(spectral_fft)
-    self.hop = math.prod(strides)
     # (Only when set: the params of models without it keep their earlier layout.)
     self.from_spectrum = (layers.Dense(in_channels * (self.spectral_fft // 2 + 1), previous, dtype=dtype,
                                        forms=forms, rngs=rngs) if self.spectral_fft else None)
@@ -89,6 +88,11 @@ class Encoder(nnx.Module):
       self.to_logits = layers.Dense(previous, num_sources * num_codebooks * outputs_per_code, dtype=dtype,
                                     forms=forms, rngs=rngs)
 
+  @property
+  def total_stride(self) -> int:
+    """Samples per latent frame."""
+    return math.prod(conv.stride for conv in self.convs)
+
   def __call__(self, audio: jax.Array) -> jax.Array:
     x = audio
     for conv, act, mix, units in zip(self.convs, self.activations, self.mixes, self.residuals):
@@ -96,7 +100,7 @@ class Encoder(nnx.Module):
       for unit in units:
         x = unit(x)
     if self.from_spectrum is not None:
-      x = x + self.from_spectrum(spectral_features(audio, self.spectral_fft, self.hop))
+      x = x + self.from_spectrum(spectral_features(audio, self.spectral_fft, self.total_stride))
     for lstm in self.lstms:
       x = lstm(x)
     if self.source_masks is not None:
@@ -241,7 +245,7 @@ class VQVAE(nnx.Module):
     quantizes deterministically). Drawn outside encode so that a caller can cut one batch's noise like the batch."""
     if self.quantizer_kind == 'fsq':
       return None
-    frames = mixture_shape[1] // math.prod(conv.stride for conv in self.encoder.convs)
+    frames = mixture_shape[1] // self.encoder.total_stride
     return quantizer_lib.gumbel_noise(noise_key, (mixture_shape[0], frames, *self.encoder.logit_shape))
 
   def encode(self, mixture: jax.Array, *, gumbel: jax.Array | None = None, tau=1.0) -> quantizer_lib.QuantizedResult:
