@@ -48,6 +48,8 @@ def get_config():
   # Share of examples whose selection is one present source instead (drawn uniformly): the selective target is
   # then that source alone, what `separate` decodes a slot to. 0 = the paper's subsets only.
   data.select_one_prob = 0.0
+  # Weights of that one source among the present ones, one per data.sources entry; () = uniform.
+  data.select_one_weights = ()
   # Random gain per source, uniform in [gain_min, gain_max] (linear), and random left/right swap.
   data.gain_min = 0.25
   data.gain_max = 1.25

@@ -31,12 +31,15 @@ def complement(presence, select):
 
 
 def sample_masks(rng: np.random.Generator, batch_size: int, num_sources: int, presence_prob: float,
-                 select_prob: float, select_one_prob: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                 select_prob: float, select_one_prob: float = 0.0,
+                 select_one_weights=()) -> tuple[np.ndarray, np.ndarray]:
   """Random presence (>= 1 source per example) and selection (subset of presence) masks, float32 [B, S] each.
 
   select_one_prob: the share of examples whose selection is instead one present source, drawn uniformly (the
   read-out `separate` uses: a slot decoded alone). Drawn only when > 0, so the stream of a config without it is
   unchanged.
+  select_one_weights: [S] positive weights of that draw among the present sources (empty = uniform): source i is
+  the one with probability w_i / (sum of the present sources' w). Equal weights draw the uniform stream exactly.
   """
   presence = rng.random((batch_size, num_sources)) < presence_prob
   # Guarantee one present source: where none is, turn one on at random.
@@ -45,7 +48,12 @@ def sample_masks(rng: np.random.Generator, batch_size: int, num_sources: int, pr
   select = presence & (rng.random((batch_size, num_sources)) < select_prob)
   if select_one_prob > 0:
     one = rng.random(batch_size) < select_one_prob
-    chosen = np.where(presence, rng.random((batch_size, num_sources)), -1.0).argmax(axis=1)
+    keys = rng.random((batch_size, num_sources))
+    if len(select_one_weights):
+      # The argmax of u ** (1 / w) over the candidates is candidate i with probability w_i / sum(w) (Efraimidis and
+      # Spirakis's weighted sampling); with every w = 1 the keys are u itself.
+      keys = keys ** (1.0 / np.asarray(select_one_weights, np.float64))
+    chosen = np.where(presence, keys, -1.0).argmax(axis=1)
     select = np.where(one[:, None], np.arange(num_sources) == chosen[:, None], select)
   return presence.astype(np.float32), select.astype(np.float32)
 
@@ -59,7 +67,7 @@ def with_masks(sources: np.ndarray, rng: np.random.Generator, data) -> Batch:
   """The batch of `sources` [B, S, T, C]: masks drawn from rng by sample_masks (config.data's probabilities), the
   mixture of the present sources."""
   presence, select = sample_masks(rng, sources.shape[0], sources.shape[1], data.presence_prob, data.select_prob,
-                                  data.get('select_one_prob', 0.0))
+                                  data.get('select_one_prob', 0.0), data.get('select_one_weights', ()))
   return _batch(sources, presence, select)
 
 
@@ -90,7 +98,7 @@ def step_batches(draw_sources: Callable[[np.random.Generator], np.ndarray], data
       rng = example_rng(seed, split, step, index)
       sources.append(draw_sources(rng))
       p, s = sample_masks(rng, 1, len(data.sources), data.presence_prob, data.select_prob,
-                          data.get('select_one_prob', 0.0))
+                          data.get('select_one_prob', 0.0), data.get('select_one_weights', ()))
       presence.append(p)
       select.append(s)
     yield _batch(np.stack(sources), np.concatenate(presence), np.concatenate(select))

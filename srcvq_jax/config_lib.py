@@ -106,6 +106,10 @@ def validate(config, num_devices: int | None = None) -> None:
   require(0 <= data.select_prob <= 1, f'data.select_prob={data.select_prob} must be in [0, 1]')
   select_one = data.get('select_one_prob', 0.0)
   require(0 <= select_one <= 1, f'data.select_one_prob={select_one} must be in [0, 1]')
+  weights = tuple(data.get('select_one_weights', ()))
+  require(not weights or (len(weights) == len(data.sources) and all(w > 0 for w in weights)),
+          f'data.select_one_weights={weights} must be empty (uniform) or one positive weight per source of '
+          f'data.sources={tuple(data.sources)}')
   require(0 <= data.gain_min <= data.gain_max, f'need 0 <= data.gain_min <= data.gain_max, got '
           f'{data.gain_min}, {data.gain_max}')
   require(0 <= data.speed_semitones <= MAX_SPEED_SEMITONES,

@@ -32,3 +32,23 @@ def test_select_one_prob_zero_leaves_the_stream_unchanged():
                                            [1, 0, 1, 1]])
   np.testing.assert_array_equal(select, [[0, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0], [1, 0, 0, 1], [0, 0, 1, 1],
                                          [1, 0, 1, 0]])
+
+
+def test_select_one_weights_draw_in_proportion_among_present_sources():
+  weights = (1.0, 1.0, 1.0, 3.0)
+  presence, select = batch_spec.sample_masks(np.random.default_rng(5), 20000, 4, 0.75, 0.5, select_one_prob=1.0,
+                                             select_one_weights=weights)
+  assert np.all(select.sum(axis=1) == 1) and np.all(select <= presence)
+  full = presence.sum(axis=1) == 4
+  np.testing.assert_allclose(select[full].mean(axis=0), np.array(weights) / 6, atol=0.02)
+  # Where the heavy source is absent, the others share the draw evenly.
+  without = (presence[:, 3] == 0) & (presence.sum(axis=1) == 3)
+  np.testing.assert_allclose(select[without, :3].mean(axis=0), 1 / 3, atol=0.03)
+
+
+def test_equal_select_one_weights_draw_the_uniform_stream():
+  uniform = batch_spec.sample_masks(np.random.default_rng(6), 64, 4, 0.75, 0.5, select_one_prob=0.5)
+  weighted = batch_spec.sample_masks(np.random.default_rng(6), 64, 4, 0.75, 0.5, select_one_prob=0.5,
+                                     select_one_weights=(1.0, 1.0, 1.0, 1.0))
+  for a, b in zip(uniform, weighted):
+    np.testing.assert_array_equal(a, b)

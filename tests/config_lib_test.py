@@ -40,6 +40,8 @@ def test_round_trip_keeps_nested_tuples(ci_config):
     ('model.decoder_residual_units', (1, -1), 'one count >= 0 per level (2)'),
     ('model.spectral_input_fft', 1, 'model.spectral_input_fft=1'),
     ('data.select_one_prob', 1.5, 'data.select_one_prob=1.5'),
+    ('data.select_one_weights', (1.0, 2.0, 3.0, 4.0, 5.0), 'one positive weight per source'),
+    ('data.select_one_weights', (1.0, 0.0, 1.0, 1.0), 'one positive weight per source'),
 ])
 def test_validate_rejects_bad_new_fields(ci_config, field, value, message):
   section, name = field.split('.')
