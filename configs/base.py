@@ -45,7 +45,7 @@ def get_config():
   data.presence_prob = 0.75
   # Probability that a present source is selected for the selective target (the rest is the complement).
   data.select_prob = 0.5
-  # Share of examples whose selection is one present source instead (drawn uniformly): the selective target is
+  # Share of examples whose selection is one present source instead (drawn by select_one_weights): the target is
   # then that source alone, what `separate` decodes a slot to. 0 = the paper's subsets only.
   data.select_one_prob = 0.0
   # Weights of that one source among the present ones, one per data.sources entry; () = uniform.

@@ -35,9 +35,9 @@ def sample_masks(rng: np.random.Generator, batch_size: int, num_sources: int, pr
                  select_one_weights=()) -> tuple[np.ndarray, np.ndarray]:
   """Random presence (>= 1 source per example) and selection (subset of presence) masks, float32 [B, S] each.
 
-  select_one_prob: the share of examples whose selection is instead one present source, drawn uniformly (the
-  read-out `separate` uses: a slot decoded alone). Drawn only when > 0, so the stream of a config without it is
-  unchanged.
+  select_one_prob: the share of examples whose selection is instead one present source, drawn uniformly or by
+  select_one_weights (the read-out `separate` uses: a slot decoded alone). Drawn only when > 0, so the stream of a
+  config without it is unchanged.
   select_one_weights: [S] positive weights of that draw among the present sources (empty = uniform): source i is
   the one with probability w_i / (sum of the present sources' w). Equal weights draw the uniform stream exactly.
   """
@@ -66,9 +66,14 @@ def mix(sources: np.ndarray, presence: np.ndarray) -> np.ndarray:
 def with_masks(sources: np.ndarray, rng: np.random.Generator, data) -> Batch:
   """The batch of `sources` [B, S, T, C]: masks drawn from rng by sample_masks (config.data's probabilities), the
   mixture of the present sources."""
-  presence, select = sample_masks(rng, sources.shape[0], sources.shape[1], data.presence_prob, data.select_prob,
-                                  data.get('select_one_prob', 0.0), data.get('select_one_weights', ()))
+  presence, select = _sample_masks_of(data, rng, sources.shape[0], sources.shape[1])
   return _batch(sources, presence, select)
+
+
+def _sample_masks_of(data, rng: np.random.Generator, batch_size: int, num_sources: int):
+  """sample_masks with config.data's probabilities and weights (configs without the newer fields: their defaults)."""
+  return sample_masks(rng, batch_size, num_sources, data.presence_prob, data.select_prob,
+                      data.get('select_one_prob', 0.0), data.get('select_one_weights', ()))
 
 
 def _batch(sources: np.ndarray, presence: np.ndarray, select: np.ndarray) -> Batch:
@@ -97,8 +102,7 @@ def step_batches(draw_sources: Callable[[np.random.Generator], np.ndarray], data
     for index in range(first, first + local):
       rng = example_rng(seed, split, step, index)
       sources.append(draw_sources(rng))
-      p, s = sample_masks(rng, 1, len(data.sources), data.presence_prob, data.select_prob,
-                          data.get('select_one_prob', 0.0), data.get('select_one_weights', ()))
+      p, s = _sample_masks_of(data, rng, 1, len(data.sources))
       presence.append(p)
       select.append(s)
     yield _batch(np.stack(sources), np.concatenate(presence), np.concatenate(select))
