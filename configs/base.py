@@ -159,6 +159,10 @@ def get_config():
   optim.b1 = 0.9
   optim.b2 = 0.999
   optim.grad_clip_norm = 0.0
+  # Decay of an exponential moving average of the params kept beside them (0 = none). With one, evaluation, the
+  # in-training SDR, `separate`, `export` and every other reader of a checkpoint use the average instead of the
+  # last step's params (as Demucs does); the training step itself is unchanged.
+  optim.ema_decay = 0.0
 
   # --- Training loop -----------------------------------------------------------------------------------------------
   config.train = train = ml_collections.ConfigDict()

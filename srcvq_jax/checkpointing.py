@@ -22,6 +22,8 @@ from srcvq_jax import errors
 CHECKPOINT_DIR = 'checkpoints'
 STATE = 'state'
 CONFIG = 'config'
+# The state's entry holding the params' moving average, where the training config keeps one (optim.ema_decay).
+EMA_PARAMS = 'ema_params'
 # Steps that failed to restore are moved here (never deleted), so that the next save of that step does not collide.
 CORRUPT_DIR = 'corrupt'
 
@@ -162,13 +164,20 @@ def open_read_only(workdir: str) -> ocp.CheckpointManager:
   return manager
 
 
-def restore_params(manager: ocp.CheckpointManager, step: int, target: Any) -> Any:
-  """Only the params of a training checkpoint's state (Orbax reads just those arrays: the optimizer moments,
-  about two thirds of the checkpoint, are never read), with the shapes, dtypes and shardings of `target`."""
-  item = {'params': abstract_like(target)}
+def inference_params_key(config_dict: dict) -> str:
+  """The entry of a training checkpoint's state that inference reads: 'ema_params' (the params' moving average)
+  where its config kept one (optim.ema_decay > 0), else 'params'."""
+  return EMA_PARAMS if config_dict.get('optim', {}).get('ema_decay', 0.0) > 0 else 'params'
+
+
+def restore_params(manager: ocp.CheckpointManager, step: int, target: Any, key: str = 'params') -> Any:
+  """Only the params (or another params-shaped entry, `key`) of a training checkpoint's state (Orbax reads just
+  those arrays: the optimizer moments, about two thirds of the checkpoint, are never read), with the shapes, dtypes
+  and shardings of `target`."""
+  item = {key: abstract_like(target)}
   restored = manager.restore(step, args=ocp.args.Composite(**{STATE: ocp.args.PyTreeRestore(
       item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item), partial_restore=True)}))
-  return restored[STATE]['params']
+  return restored[STATE][key]
 
 
 def load_params(workdir: str, build: Callable[[dict], tuple[Any, Any]],
@@ -191,8 +200,9 @@ def load_params(workdir: str, build: Callable[[dict], tuple[Any, Any]],
   manager = open_read_only(workdir)
 
   def restore_step(candidate):
-    model, target = build(restore_config(manager, candidate))
-    return model, restore_params(manager, candidate, target)
+    config_dict = restore_config(manager, candidate)
+    model, target = build(config_dict)
+    return model, restore_params(manager, candidate, target, inference_params_key(config_dict))
 
   def reraise_user_errors(candidate, error):
     del candidate

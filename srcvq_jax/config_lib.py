@@ -42,6 +42,7 @@ ADDED_FIELDS = {
     ('loss', 'complement_absent'): False,
     ('optim', 'schedule'): 'constant',
     ('optim', 'final_lr_fraction'): 0.05,
+    ('optim', 'ema_decay'): 0.0,
     ('train', 'sdr_tracks'): 0,
     ('train', 'sdr_seconds'): 8.0,
     ('train', 'microbatches'): 0,
@@ -183,6 +184,7 @@ def validate(config, num_devices: int | None = None) -> None:
   require(optim.learning_rate > 0, f'optim.learning_rate={optim.learning_rate} must be positive')
   require(optim.warmup_steps >= 0, f'optim.warmup_steps={optim.warmup_steps} must be >= 0')
   require(optim.grad_clip_norm >= 0, f'optim.grad_clip_norm={optim.grad_clip_norm} must be >= 0')
+  require(0 <= optim.ema_decay < 1, f'optim.ema_decay={optim.ema_decay} must be in [0, 1) (0 = no moving average)')
   require(train.num_steps >= 0, f'train.num_steps={train.num_steps} must be >= 0')
   for name in ('log_every', 'checkpoint_every', 'eval_every', 'keep_checkpoints'):
     require(train[name] >= 1, f'train.{name}={train[name]} must be >= 1')

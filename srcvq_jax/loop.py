@@ -3,11 +3,12 @@
 A Task says what is trained (the model, its jitted-step body, its eval step, its batches, what to do at an
 evaluation); the loop owns the rest, the same for each: the mesh, the sharded train state {'params', 'opt_state',
 'step'} (params: the model's nnx.Param state as a pure dict; the model's GraphDef is split off once and merged
-inside the jitted step, the NNX performance guide's functional loop), Adam, Orbax checkpoints and resume, metrics
-(TensorBoard + metrics.jsonl), NaN checks, and SIGTERM save-and-stop. srcvq_jax/trainer.py is the VQ-VAE's task,
+inside the jitted step, the NNX performance guide's functional loop), with optim.ema_decay > 0 also 'ema_params'
+(an exponential moving average of the params, which evaluation and inference then use), Adam, Orbax checkpoints
+and resume, metrics (TensorBoard + metrics.jsonl), NaN checks, and SIGTERM save-and-stop. srcvq_jax/trainer.py is the VQ-VAE's task,
 srcvq_jax/prior/train.py the bass prior's.
 
-The config keys the loop reads: mesh.*, optim.*, train.{seed, num_steps, log_every, eval_every, eval_batches,
+The config keys the loop reads: mesh.*, optim.* (optim.ema_decay optional, 0 = no average), train.{seed, num_steps, log_every, eval_every, eval_batches,
 checkpoint_every, keep_checkpoints}.
 """
 from __future__ import annotations
@@ -39,6 +40,7 @@ from srcvq_jax import workdir_lock
 
 State = dict[str, Any]
 Batch = dict[str, np.ndarray]
+EMA_PARAMS = checkpointing.EMA_PARAMS
 
 
 @dataclasses.dataclass
@@ -90,13 +92,25 @@ def create_optimizer(config) -> optax.GradientTransformation:
   return adam
 
 
-def create_train_state(create_model: Callable[[int], nnx.Module], seed: int, mesh,
-                       tx) -> tuple[nnx.GraphDef, State]:
-  """Builds the train state already sharded: abstract shapes first, then a jitted init with out_shardings."""
+def ema_decay(config) -> float:
+  """optim.ema_decay: the decay of the params' moving average (0: none kept; configs without the key have none)."""
+  return float(config.optim.get('ema_decay', 0.0))
+
+
+def create_train_state(create_model: Callable[[int], nnx.Module], seed: int, mesh, tx, *,
+                       ema: bool = False) -> tuple[nnx.GraphDef, State]:
+  """Builds the train state already sharded: abstract shapes first, then a jitted init with out_shardings.
+
+  ema: also keep state['ema_params'], the params' moving average (see with_params_average), starting at the
+    initial params.
+  """
 
   def init() -> State:
     _, params = models.split_params(create_model(seed))
-    return {'params': params, 'opt_state': tx.init(params), 'step': jnp.zeros((), jnp.int32)}
+    state = {'params': params, 'opt_state': tx.init(params), 'step': jnp.zeros((), jnp.int32)}
+    if ema:
+      state[EMA_PARAMS] = jax.tree.map(jnp.copy, params)
+    return state
 
   graphdef, _ = models.split_params(nnx.eval_shape(lambda: create_model(seed)))
   abstract_state = jax.eval_shape(init)
@@ -104,8 +118,8 @@ def create_train_state(create_model: Callable[[int], nnx.Module], seed: int, mes
   return graphdef, state
 
 
-def abstract_train_state(create_model: Callable[[int], nnx.Module], seed: int, mesh,
-                         tx) -> tuple[nnx.GraphDef, State]:
+def abstract_train_state(create_model: Callable[[int], nnx.Module], seed: int, mesh, tx, *,
+                         ema: bool = False) -> tuple[nnx.GraphDef, State]:
   """(graphdef, train state as ShapeDtypeStructs with the shardings create_train_state gives on `mesh`).
 
   Nothing is allocated (restore targets, ahead-of-time compilation). jax.eval_shape of create_train_state keeps
@@ -113,13 +127,43 @@ def abstract_train_state(create_model: Callable[[int], nnx.Module], seed: int, m
   sharding.state_shardings that init uses.
   """
   with jax.set_mesh(mesh):
-    graphdef, shapes = jax.eval_shape(lambda: create_train_state(create_model, seed, mesh, tx))
+    graphdef, shapes = jax.eval_shape(lambda: create_train_state(create_model, seed, mesh, tx, ema=ema))
   shardings = sharding.state_shardings(mesh, shapes)
   return graphdef, jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), shapes, shardings)
 
 
-def jit_train_step(step_fn, mesh, state_shardings) -> Callable:
-  """The jitted, sharded train step (state, batch, rng) -> (state, metrics); donates the old state's buffers."""
+def eval_params(state: State) -> Any:
+  """The params evaluation and inference use: the moving average where the state keeps one, else the params."""
+  return state.get(EMA_PARAMS, state['params'])
+
+
+def with_params_average(step_fn, decay: float):
+  """step_fn, which maps {'params', 'opt_state', 'step'}, made to carry state['ema_params'] along: after each step
+  ema <- d * ema + (1 - d) * params, with d = min(decay, (1 + step) / (10 + step)) so that the first steps' average
+  does not hold on to the random init (TensorFlow's ExponentialMovingAverage with num_updates)."""
+
+  def step(state: State, batch, rng):
+    average = state[EMA_PARAMS]
+    new_state, metrics = step_fn({k: v for k, v in state.items() if k != EMA_PARAMS}, batch, rng)
+    count = state['step'].astype(jnp.float32)
+    d = jnp.minimum(decay, (1.0 + count) / (10.0 + count))
+    new_state[EMA_PARAMS] = jax.tree.map(lambda a, p: (d * a + (1.0 - d) * p).astype(a.dtype), average,
+                                         new_state['params'])
+    return new_state, metrics
+
+  return step
+
+
+def jit_train_step(step_fn, mesh, state_shardings, *, ema_decay: float = 0.0) -> Callable:
+  """The jitted, sharded train step (state, batch, rng) -> (state, metrics); donates the old state's buffers.
+
+  ema_decay: > 0 where the state keeps 'ema_params' (create_train_state(ema=True)): the step also updates them.
+  """
+  if (EMA_PARAMS in state_shardings) != (ema_decay > 0):
+    raise ValueError(f'ema_decay={ema_decay} but the train state {"has" if EMA_PARAMS in state_shardings else "lacks"}'
+                     f' {EMA_PARAMS!r}: build it with create_train_state(ema={ema_decay > 0})')
+  if ema_decay > 0:
+    step_fn = with_params_average(step_fn, ema_decay)
   return jax.jit(step_fn, in_shardings=(state_shardings, sharding.batch_sharding(mesh), sharding.replicated(mesh)),
                  out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=0)
 
@@ -247,6 +291,11 @@ def _check_same_model(manager, config, step: int, error: BaseException) -> None:
   differences = [d for d in config_differences(saved, config.to_dict())
                  if (d.split('.', 1)[0] not in _RESUMABLE_SECTIONS or d.split(':', 1)[0] in _SHAPING_FIELDS)
                  and d.split(':', 1)[0] not in _NON_SHAPING_FIELDS]
+  # The params' moving average is part of the train state where optim.ema_decay > 0 (its value may change).
+  saved_ema, ema = saved.get('optim', {}).get('ema_decay', 0.0), ema_decay(config)
+  if (saved_ema > 0) != (ema > 0):
+    differences.append(f'optim.ema_decay: {saved_ema} -> {ema} (the moving average of the params '
+                       f'{"is not" if ema > 0 else "is"} in the checkpoint)')
   if differences:
     raise errors.UserError(f'{manager.directory}/{step} was trained with another model; these fields differ from '
                         f'its config (checkpoint -> now): {"; ".join(differences)}. Resume with its values or '
@@ -339,7 +388,8 @@ def _train(task: Task, config, workdir: str, mesh) -> State:
   # --- Model, optimizer, state ---
   tx = create_optimizer(config)
   with jax.set_mesh(mesh):
-    graphdef, state = create_train_state(task.create_model, config.train.seed, mesh, tx)
+    graphdef, state = create_train_state(task.create_model, config.train.seed, mesh, tx,
+                                         ema=ema_decay(config) > 0)
   state_shardings = jax.tree.map(lambda x: x.sharding, state)
   logging.info('parameters: %d', sum(x.size for x in jax.tree.leaves(state['params'])))
 
@@ -364,7 +414,8 @@ def _train(task: Task, config, workdir: str, mesh) -> State:
   train_batches = task.train_batches(start_step)
 
   # --- Compiled steps ---
-  jit_step = jit_train_step(functools.partial(task.train_step, graphdef=graphdef, tx=tx), mesh, state_shardings)
+  jit_step = jit_train_step(functools.partial(task.train_step, graphdef=graphdef, tx=tx), mesh, state_shardings,
+                            ema_decay=ema_decay(config))
   jit_eval = jax.jit(functools.partial(task.eval_step, graphdef=graphdef),
                      in_shardings=(state_shardings['params'], sharding.batch_sharding(mesh)))
   rng = jax.random.key(config.train.seed)
@@ -394,12 +445,12 @@ def _train(task: Task, config, workdir: str, mesh) -> State:
         scalars['train/steps_per_sec'] = (step - last_log_step) / max(time.time() - last_log_time, 1e-9)
         if step % config.train.eval_every == 0 or is_last:
           eval_scalars, eval_batch, eval_outputs = evaluate_batches(
-              state['params'], task.eval_batches(), jit_eval=jit_eval, mesh=mesh,
+              eval_params(state), task.eval_batches(), jit_eval=jit_eval, mesh=mesh,
               num_batches=config.train.eval_batches)
           check_finite(eval_scalars, step)
           scalars.update(eval_scalars)
           if task.on_eval is not None:
-            scalars.update(task.on_eval(state['params'], step, scalars, eval_batch, eval_outputs, writer))
+            scalars.update(task.on_eval(eval_params(state), step, scalars, eval_batch, eval_outputs, writer))
         writer.write_scalars(step, scalars)
         remaining = (num_steps - step) / max(scalars['train/steps_per_sec'], 1e-9)
         logging.info('%s | eta %.0f s', metric_writers.format_console(step, num_steps, scalars, task.console_keys),

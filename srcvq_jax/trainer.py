@@ -39,13 +39,14 @@ def tau_schedule(config, step):
 
 def create_train_state(config, mesh, tx) -> tuple[nnx.GraphDef, State]:
   """The VQ-VAE's train state, already sharded (loop.create_train_state)."""
-  return loop.create_train_state(functools.partial(models.create, config), config.train.seed, mesh, tx)
+  return loop.create_train_state(functools.partial(models.create, config), config.train.seed, mesh, tx,
+                                 ema=loop.ema_decay(config) > 0)
 
 
 def abstract_train_state(config, mesh) -> tuple[nnx.GraphDef, State]:
   """(graphdef, the VQ-VAE's train state as sharded ShapeDtypeStructs) without allocating it (restore targets)."""
   return loop.abstract_train_state(functools.partial(models.create, config), config.train.seed, mesh,
-                                   loop.create_optimizer(config))
+                                   loop.create_optimizer(config), ema=loop.ema_decay(config) > 0)
 
 
 # --- Steps -------------------------------------------------------------------------------------------------------
@@ -193,7 +194,7 @@ def jit_train_step(config, graphdef, tx, mesh, state_shardings) -> Callable:
   """The jitted, sharded train step; donates the old state's buffers."""
   step_fn = functools.partial(train_step, graphdef=graphdef, tx=tx, config=config,
                               microbatches=microbatch_count(config, mesh))
-  return loop.jit_train_step(step_fn, mesh, state_shardings)
+  return loop.jit_train_step(step_fn, mesh, state_shardings, ema_decay=loop.ema_decay(config))
 
 
 # --- Training run ------------------------------------------------------------------------------------------------

@@ -83,6 +83,7 @@ def test_every_quality_config_validates():
     ('model.decoder_input', 'product', 'decoder_input'),
     ('train.microbatches', -1, 'train.microbatches=-1 must be >= 0'),
     ('model.conv_impl', 'cudnn', "model.conv_impl='cudnn': expected one of"),
+    ('optim.ema_decay', 1.0, r'optim.ema_decay=1.0 must be in \[0, 1\)'),
 ])
 def test_validate_rejects_bad_values(ci_config, field, value, message):
   section, *rest = field.split('.')
