@@ -72,7 +72,7 @@ class JaxStep:
     with jax.set_mesh(self.mesh):
       graphdef, self.state = loop.create_train_state(functools.partial(models.create, config, forms=forms),
                                                      config.train.seed, self.mesh, tx,
-                                                     ema=loop.ema_decay(config) > 0)
+                                                     ema_decay=loop.ema_decay(config))
       self.initial_params = jax.device_get(self.state['params'])
       step = trainer.jit_train_step(config, graphdef, tx, self.mesh,
                                     jax.tree.map(lambda x: x.sharding, self.state))

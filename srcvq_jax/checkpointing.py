@@ -164,10 +164,16 @@ def open_read_only(workdir: str) -> ocp.CheckpointManager:
   return manager
 
 
+def ema_decay(config_dict: dict) -> float:
+  """A config dict's optim.ema_decay, the decay of the params' moving average (0, none kept, where it lacks the
+  key: configs written before it, the prior's)."""
+  return float(config_dict.get('optim', {}).get('ema_decay', 0.0))
+
+
 def inference_params_key(config_dict: dict) -> str:
   """The entry of a training checkpoint's state that inference reads: 'ema_params' (the params' moving average)
   where its config kept one (optim.ema_decay > 0), else 'params'."""
-  return EMA_PARAMS if config_dict.get('optim', {}).get('ema_decay', 0.0) > 0 else 'params'
+  return EMA_PARAMS if ema_decay(config_dict) > 0 else 'params'
 
 
 def restore_params(manager: ocp.CheckpointManager, step: int, target: Any, key: str = 'params') -> Any:

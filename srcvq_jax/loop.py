@@ -5,11 +5,11 @@ evaluation); the loop owns the rest, the same for each: the mesh, the sharded tr
 'step'} (params: the model's nnx.Param state as a pure dict; the model's GraphDef is split off once and merged
 inside the jitted step, the NNX performance guide's functional loop), with optim.ema_decay > 0 also 'ema_params'
 (an exponential moving average of the params, which evaluation and inference then use), Adam, Orbax checkpoints
-and resume, metrics (TensorBoard + metrics.jsonl), NaN checks, and SIGTERM save-and-stop. srcvq_jax/trainer.py is the VQ-VAE's task,
-srcvq_jax/prior/train.py the bass prior's.
+and resume, metrics (TensorBoard + metrics.jsonl), NaN checks, and SIGTERM save-and-stop. srcvq_jax/trainer.py is
+the VQ-VAE's task, srcvq_jax/prior/train.py the bass prior's.
 
-The config keys the loop reads: mesh.*, optim.* (optim.ema_decay optional, 0 = no average), train.{seed, num_steps, log_every, eval_every, eval_batches,
-checkpoint_every, keep_checkpoints}.
+The config keys the loop reads: mesh.*, optim.* (optim.ema_decay optional, 0 = no average), train.{seed,
+num_steps, log_every, eval_every, eval_batches, checkpoint_every, keep_checkpoints}.
 """
 from __future__ import annotations
 
@@ -94,21 +94,21 @@ def create_optimizer(config) -> optax.GradientTransformation:
 
 def ema_decay(config) -> float:
   """optim.ema_decay: the decay of the params' moving average (0: none kept; configs without the key have none)."""
-  return float(config.optim.get('ema_decay', 0.0))
+  return checkpointing.ema_decay(config.to_dict())
 
 
 def create_train_state(create_model: Callable[[int], nnx.Module], seed: int, mesh, tx, *,
-                       ema: bool = False) -> tuple[nnx.GraphDef, State]:
+                       ema_decay: float = 0.0) -> tuple[nnx.GraphDef, State]:
   """Builds the train state already sharded: abstract shapes first, then a jitted init with out_shardings.
 
-  ema: also keep state['ema_params'], the params' moving average (see with_params_average), starting at the
-    initial params.
+  ema_decay: > 0 to also keep state['ema_params'], the params' moving average (see with_params_average), starting
+    at the initial params.
   """
 
   def init() -> State:
     _, params = models.split_params(create_model(seed))
     state = {'params': params, 'opt_state': tx.init(params), 'step': jnp.zeros((), jnp.int32)}
-    if ema:
+    if ema_decay > 0:
       state[EMA_PARAMS] = jax.tree.map(jnp.copy, params)
     return state
 
@@ -119,7 +119,7 @@ def create_train_state(create_model: Callable[[int], nnx.Module], seed: int, mes
 
 
 def abstract_train_state(create_model: Callable[[int], nnx.Module], seed: int, mesh, tx, *,
-                         ema: bool = False) -> tuple[nnx.GraphDef, State]:
+                         ema_decay: float = 0.0) -> tuple[nnx.GraphDef, State]:
   """(graphdef, train state as ShapeDtypeStructs with the shardings create_train_state gives on `mesh`).
 
   Nothing is allocated (restore targets, ahead-of-time compilation). jax.eval_shape of create_train_state keeps
@@ -127,7 +127,7 @@ def abstract_train_state(create_model: Callable[[int], nnx.Module], seed: int, m
   sharding.state_shardings that init uses.
   """
   with jax.set_mesh(mesh):
-    graphdef, shapes = jax.eval_shape(lambda: create_train_state(create_model, seed, mesh, tx, ema=ema))
+    graphdef, shapes = jax.eval_shape(lambda: create_train_state(create_model, seed, mesh, tx, ema_decay=ema_decay))
   shardings = sharding.state_shardings(mesh, shapes)
   return graphdef, jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), shapes, shardings)
 
@@ -157,11 +157,11 @@ def with_params_average(step_fn, decay: float):
 def jit_train_step(step_fn, mesh, state_shardings, *, ema_decay: float = 0.0) -> Callable:
   """The jitted, sharded train step (state, batch, rng) -> (state, metrics); donates the old state's buffers.
 
-  ema_decay: > 0 where the state keeps 'ema_params' (create_train_state(ema=True)): the step also updates them.
+  ema_decay: > 0 where the state keeps 'ema_params' (create_train_state's ema_decay): the step also updates them.
   """
   if (EMA_PARAMS in state_shardings) != (ema_decay > 0):
     raise ValueError(f'ema_decay={ema_decay} but the train state {"has" if EMA_PARAMS in state_shardings else "lacks"}'
-                     f' {EMA_PARAMS!r}: build it with create_train_state(ema={ema_decay > 0})')
+                     f' {EMA_PARAMS!r}: build it with the same create_train_state(ema_decay=...)')
   if ema_decay > 0:
     step_fn = with_params_average(step_fn, ema_decay)
   return jax.jit(step_fn, in_shardings=(state_shardings, sharding.batch_sharding(mesh), sharding.replicated(mesh)),
@@ -292,7 +292,7 @@ def _check_same_model(manager, config, step: int, error: BaseException) -> None:
                  if (d.split('.', 1)[0] not in _RESUMABLE_SECTIONS or d.split(':', 1)[0] in _SHAPING_FIELDS)
                  and d.split(':', 1)[0] not in _NON_SHAPING_FIELDS]
   # The params' moving average is part of the train state where optim.ema_decay > 0 (its value may change).
-  saved_ema, ema = saved.get('optim', {}).get('ema_decay', 0.0), ema_decay(config)
+  saved_ema, ema = checkpointing.ema_decay(saved), ema_decay(config)
   if (saved_ema > 0) != (ema > 0):
     differences.append(f'optim.ema_decay: {saved_ema} -> {ema} (the moving average of the params '
                        f'{"is not" if ema > 0 else "is"} in the checkpoint)')
@@ -389,7 +389,7 @@ def _train(task: Task, config, workdir: str, mesh) -> State:
   tx = create_optimizer(config)
   with jax.set_mesh(mesh):
     graphdef, state = create_train_state(task.create_model, config.train.seed, mesh, tx,
-                                         ema=ema_decay(config) > 0)
+                                         ema_decay=ema_decay(config))
   state_shardings = jax.tree.map(lambda x: x.sharding, state)
   logging.info('parameters: %d', sum(x.size for x in jax.tree.leaves(state['params'])))
 

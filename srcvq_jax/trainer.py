@@ -40,13 +40,13 @@ def tau_schedule(config, step):
 def create_train_state(config, mesh, tx) -> tuple[nnx.GraphDef, State]:
   """The VQ-VAE's train state, already sharded (loop.create_train_state)."""
   return loop.create_train_state(functools.partial(models.create, config), config.train.seed, mesh, tx,
-                                 ema=loop.ema_decay(config) > 0)
+                                 ema_decay=loop.ema_decay(config))
 
 
 def abstract_train_state(config, mesh) -> tuple[nnx.GraphDef, State]:
   """(graphdef, the VQ-VAE's train state as sharded ShapeDtypeStructs) without allocating it (restore targets)."""
   return loop.abstract_train_state(functools.partial(models.create, config), config.train.seed, mesh,
-                                   loop.create_optimizer(config), ema=loop.ema_decay(config) > 0)
+                                   loop.create_optimizer(config), ema_decay=loop.ema_decay(config))
 
 
 # --- Steps -------------------------------------------------------------------------------------------------------
